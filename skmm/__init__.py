@@ -1,0 +1,31 @@
+"""skmm: multimodal learning (images, text, tables) as scikit-learn estimators.
+
+The public names are imported lazily: ``import skmm`` is fast and does not
+import torch; each estimator's module is imported on first use.
+"""
+
+import importlib
+
+__version__ = "0.1.0.dev0"
+
+# public name -> module that defines it
+_LAZY = {
+    "MultimodalFuser": "skmm.fusion",
+    "make_fuser": "skmm.fusion",
+    "ImagePixels": "skmm.image",
+    "load_fashion": "skmm.datasets",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'skmm' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,136 @@
+"""Reading one image cell (path, bytes, PIL image or array) into an RGB image."""
+
+import io
+import os
+import warnings
+
+import numpy as np
+
+
+class ImageReadError(ValueError):
+    """A cell that cannot be turned into an image; ``cause`` says why."""
+
+    def __init__(self, cause):
+        super().__init__(cause)
+        self.cause = cause
+
+
+def read_image(value, *, max_pixels=None):
+    """Return ``value`` as an RGB :class:`PIL.Image.Image`.
+
+    ``value`` is a path (str or PathLike), raw encoded bytes, a PIL image or an
+    array (H x W gray, H x W x 3/4, uint8 or float in [0, 1]). EXIF
+    orientation is applied; palette, alpha, CMYK and 16-bit images become
+    correct RGB (transparent pixels are composited onto white). Images with
+    more than ``max_pixels`` pixels (Pillow's decompression-bomb limit by
+    default) are refused. Raises :class:`ImageReadError` with the cause.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if isinstance(value, np.ndarray):
+        return _array_to_image(value, limit)
+    if isinstance(value, Image.Image):
+        _check_pixels(value.size, limit)
+        return _to_rgb(ImageOps.exif_transpose(value))
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if not os.path.exists(path):
+            raise ImageReadError("file not found")
+        if os.path.isdir(path):
+            raise ImageReadError("path is a directory, not an image file")
+        if os.path.getsize(path) == 0:
+            raise ImageReadError("file is empty (0 bytes)")
+        source = path
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        if len(value) == 0:
+            raise ImageReadError("empty bytes (0 bytes)")
+        source = io.BytesIO(bytes(value))
+    else:
+        raise ImageReadError(
+            f"cannot read an image from a {type(value).__name__}; expected a "
+            "path, bytes, a PIL image or an array"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                _check_pixels(img.size, limit)
+                img.load()
+                return _to_rgb(ImageOps.exif_transpose(img))
+    except ImageReadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"image too large (decompression bomb guard): {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageReadError("not an image file Pillow can identify (corrupt?)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"corrupt or truncated image: {exc}") from None
+
+
+def _check_pixels(size, limit):
+    if limit is not None and size[0] * size[1] > limit:
+        raise ImageReadError(
+            f"image too large: {size[0]}x{size[1]} pixels is over the limit of "
+            f"{limit} (decompression bomb guard)"
+        )
+
+
+def _to_rgb(img):
+    from PIL import Image
+
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy() if img.readonly else img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
+        array = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(array).convert("RGB")
+    if mode == "F":
+        array = np.clip(np.asarray(img, dtype=np.float64), 0, 1) * 255.0 + 0.5
+        return Image.fromarray(array.astype(np.uint8)).convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    elif mode == "P":
+        return img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _array_to_image(array, limit):
+    from PIL import Image
+
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageReadError(
+            f"an image array must be H x W (gray) or H x W x 3/4, got shape "
+            f"{array.shape}"
+        )
+    _check_pixels((array.shape[1], array.shape[0]), limit)
+    if array.dtype == np.uint8:
+        pixels = array
+    elif np.issubdtype(array.dtype, np.floating) or array.dtype == bool:
+        array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            raise ImageReadError("image array contains NaN or infinite values")
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise ImageReadError(
+                "a float image array must hold values in [0, 1], got range "
+                f"[{array.min():.3g}, {array.max():.3g}]"
+            )
+        pixels = (array * 255.0 + 0.5).astype(np.uint8)
+    else:
+        raise ImageReadError(
+            f"image arrays must be uint8 or float in [0, 1], got dtype {array.dtype}"
+        )
+    pixels = np.ascontiguousarray(pixels)
+    if pixels.ndim == 2:
+        return Image.fromarray(pixels).convert("RGB")
+    if pixels.shape[2] == 4:
+        return _to_rgb(Image.fromarray(pixels))
+    return Image.fromarray(pixels)

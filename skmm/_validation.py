@@ -1,0 +1,89 @@
+"""Input helpers shared by the column transformers: one column in, clear errors."""
+
+import difflib
+import numbers
+
+import numpy as np
+
+
+def column_values(X, *, default_name="X"):
+    """Return ``(values, column_name, row_labels)`` for a single-column input.
+
+    Accepts a Series, a one-column DataFrame, a list, a 1-D array or a 2-D
+    array with one column. ``values`` is a 1-D object array; ``row_labels`` are
+    what error messages call the rows (the index labels for pandas input).
+    """
+    name = default_name
+    labels = None
+    if hasattr(X, "iloc") and hasattr(X, "columns"):  # DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"Expected a single column, got a DataFrame with {X.shape[1]} "
+                f"columns {list(X.columns)[:10]}; select one column, e.g. X['image']."
+            )
+        name = str(X.columns[0])
+        labels = X.index
+        X = X.iloc[:, 0]
+    if hasattr(X, "iloc"):  # Series
+        if X.name is not None and name == default_name:
+            name = str(X.name)
+        labels = X.index
+        values = np.empty(len(X), dtype=object)
+        values[:] = list(X)
+        return values, name, labels
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        elif X.ndim != 1:
+            raise ValueError(
+                f"Expected a single column (1-D), got an array of shape {X.shape}."
+            )
+        values = np.empty(len(X), dtype=object)
+        values[:] = list(X)
+        return values, name, np.arange(len(X))
+    if isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
+        raise TypeError(
+            f"Expected a column of values (Series, list or 1-D array), got "
+            f"{type(X).__name__}."
+        )
+    values = np.empty(len(X), dtype=object)
+    values[:] = list(X)
+    return values, name, np.arange(len(values))
+
+
+def is_missing(value):
+    """True for None and float NaN (including pandas' NA and NaT)."""
+    if value is None:
+        return True
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return value != value
+    try:
+        import pandas as pd
+
+        return value is pd.NA or value is pd.NaT
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def short_repr(value, limit=80):
+    """A short, single-line repr of a cell for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"<array shape={value.shape} dtype={value.dtype}>"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        head = bytes(value[:16])
+        return f"<{len(value)} bytes starting {head!r}>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cell_error(column, row, value, cause, fix=None):
+    """The message for a bad cell: column, row, value, cause and the fix."""
+    if isinstance(row, np.generic):
+        row = row.item()
+    message = f"column {column!r}, row {row!r}: {cause} (value {short_repr(value)})"
+    return message + (f"; {fix}" if fix else "")
+
+
+def did_you_mean(name, choices):
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,290 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from skmm import MultimodalFuser, make_fuser
+
+
+@pytest.fixture
+def frame(rng):
+    n = 60
+    y = rng.integers(0, 2, n)
+    words = np.array(["red shirt", "blue jeans"])
+    return pd.DataFrame({
+        "title": words[y],
+        "gender": rng.choice(["Men", "Women"], n),
+        "wide": list(rng.normal(size=(n, 1)) * 100),
+        "a": rng.normal(size=n) * 100,
+        "b": rng.normal(size=n),
+        "c": rng.normal(size=n) + y,
+    }), y
+
+
+def _fuser(**kwargs):
+    return MultimodalFuser([
+        ("text", TfidfVectorizer(), "title"),
+        ("tabular", OneHotEncoder(sparse_output=False), ["gender"]),
+        ("numeric", "passthrough", ["a", "b", "c"]),
+    ], **kwargs)
+
+
+def test_concat_blocks_side_by_side(frame):
+    X, _ = frame
+    fuser = _fuser(normalize=None)
+    out = fuser.fit_transform(X)
+    assert sp.issparse(out)  # the TF-IDF block is sparse, so the result is too
+    out = out.toarray()
+    assert out.shape == (60, 4 + 2 + 3)
+    np.testing.assert_allclose(out[:, fuser.output_indices_["numeric"]], X[["a", "b", "c"]])
+    names = fuser.get_feature_names_out()
+    assert names[0].startswith("text__") and names[-1] == "numeric__c"
+    assert list(fuser.named_transformers_) == ["text", "tabular", "numeric"]
+    assert isinstance(fuser.named_transformers_["text"], TfidfVectorizer)
+    assert fuser.n_features_in_ == 6
+    np.testing.assert_array_equal(fuser.transform(X).toarray(), out)
+
+
+def test_block_normalization_gives_unit_variance_per_block(frame):
+    X, _ = frame
+    fuser = _fuser(normalize="block")
+    out = fuser.fit_transform(X).toarray()
+    for name, cols in fuser.output_indices_.items():
+        assert np.var(out[:, cols], axis=0).sum() == pytest.approx(1.0, rel=1e-6), name
+
+
+def test_weights_scale_blocks(frame):
+    X, _ = frame
+    base = _fuser().fit_transform(X).toarray()
+    fuser = _fuser(weights={"numeric": 3.0})
+    out = fuser.fit_transform(X).toarray()
+    cols = fuser.output_indices_["numeric"]
+    np.testing.assert_allclose(out[:, cols], 3.0 * base[:, cols], rtol=1e-6)
+    np.testing.assert_allclose(
+        out[:, fuser.output_indices_["text"]], base[:, fuser.output_indices_["text"]]
+    )
+
+
+def test_unknown_weight_names_the_modalities(frame):
+    X, _ = frame
+    with pytest.raises(ValueError, match="'txet'.*Did you mean 'text'"):
+        _fuser(weights={"txet": 2.0}).fit(X)
+
+
+def test_sum_fusion_projects_each_block(frame):
+    X, _ = frame
+    fuser = MultimodalFuser([
+        ("wide", StandardScaler(), ["a", "b", "c"]),
+        ("text", TfidfVectorizer(), "title"),
+    ], fusion="sum", n_components=2, random_state=0, weights={"wide": 0.0})
+    out = fuser.fit_transform(X)
+    assert out.shape == (60, 2)
+    # with the first modality weighted 0 only the text block remains
+    text = fuser.transform(X)
+    assert fuser.projections_["wide"] is not None
+    np.testing.assert_allclose(out, text)
+    alone = MultimodalFuser([("text", TfidfVectorizer(), "title")], fusion="sum",
+                            n_components=2, random_state=0).fit_transform(X)
+    np.testing.assert_allclose(out, alone, atol=1e-6)
+    assert list(fuser.get_feature_names_out()) == ["sum0", "sum1"]
+
+
+def test_sum_projection_is_fit_on_training_rows_only(frame):
+    X, _ = frame
+    fuser = MultimodalFuser([("num", "passthrough", ["a", "b", "c"])],
+                            fusion="sum", n_components=2, random_state=0)
+    fuser.fit(X.iloc[:30])
+    shifted = X.iloc[30:].assign(a=X["a"].iloc[30:] + 1e4)
+    # a projection refit on the new rows would centre the shift away
+    assert np.abs(fuser.transform(shifted)).max() > 10
+
+
+def test_narrow_block_is_zero_padded_in_sum(frame):
+    X, _ = frame
+    fuser = MultimodalFuser([("num", "passthrough", ["b"])], fusion="sum",
+                            n_components=3, normalize=None)
+    out = fuser.fit_transform(X)
+    np.testing.assert_allclose(out[:, 0], X["b"])
+    assert np.all(out[:, 1:] == 0)
+
+
+def test_dict_output_hands_modalities_over(frame):
+    X, y = frame
+
+    class PerModality(ClassifierMixin, BaseEstimator):
+        """Stand-in late-fusion estimator: one model per modality, averaged."""
+
+        def fit(self, X, y):
+            assert isinstance(X, dict)
+            self.models_ = {k: LogisticRegression().fit(v, y) for k, v in X.items()}
+            self.classes_ = np.unique(y)
+            return self
+
+        def predict_proba(self, X):
+            return np.mean([m.predict_proba(X[k]) for k, m in self.models_.items()], 0)
+
+        def predict(self, X):
+            return self.classes_[self.predict_proba(X).argmax(1)]
+
+    fuser = _fuser(output="dict")
+    blocks = fuser.fit_transform(X)
+    assert list(blocks) == ["text", "tabular", "numeric"]
+    assert sp.issparse(blocks["text"])
+    assert blocks["numeric"].dtype == np.float32 and blocks["numeric"].shape == (60, 3)
+    model = Pipeline([("fuser", _fuser(output="dict")), ("clf", PerModality())])
+    scores = cross_validate(model, X, y, cv=3)["test_score"]
+    assert scores.mean() > 0.9
+
+
+def test_missing_column_lists_available(frame):
+    X, _ = frame
+    fuser = MultimodalFuser([("text", TfidfVectorizer(), "titel")])
+    with pytest.raises(ValueError, match=r"modality 'text': column 'titel' is not in X.*"
+                       r"'title'.*Did you mean 'title'"):
+        fuser.fit(X)
+    fitted = _fuser().fit(X)
+    with pytest.raises(ValueError, match="column 'gender' is not in X"):
+        fitted.transform(X.drop(columns="gender"))
+
+
+def test_wrong_number_of_rows_is_named(frame):
+    X, _ = frame
+    drop_one = FunctionTransformer(lambda col: np.zeros((len(col) - 1, 2)))
+    with pytest.raises(ValueError, match=r"'bad' transformer \(FunctionTransformer\) "
+                       r"returned 59 rows for 60 input rows"):
+        MultimodalFuser([("bad", drop_one, ["a"])]).fit(X)
+    flat = FunctionTransformer(lambda col: np.zeros(len(col)))
+    with pytest.raises(ValueError, match="should be 2D"):
+        MultimodalFuser([("flat", flat, ["a"])]).fit(X)
+
+
+def test_passthrough_of_text_column_is_explained(frame):
+    X, _ = frame
+    with pytest.raises(ValueError, match="column 'gender' is not numeric.*OneHotEncoder"):
+        MultimodalFuser([("tab", "passthrough", ["a", "gender"])]).fit(X)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"fusion": "mean"}, "fusion must be one of"),
+    ({"normalize": "l2"}, "normalize must be one of"),
+    ({"output": "list"}, "output must be one of"),
+    ({"n_components": 0}, "n_components must be a positive int"),
+    ({"weights": [1, 2]}, "weights must be a dict"),
+    ({"weights": {"text": float("nan")}}, "must be a finite number"),
+])
+def test_bad_parameters(frame, params, match):
+    X, _ = frame
+    with pytest.raises((ValueError, TypeError), match=match):
+        _fuser(**params).fit(X)
+
+
+def test_bad_modality_specs(frame):
+    X, _ = frame
+    with pytest.raises(ValueError, match="unique"):
+        MultimodalFuser([("a", "passthrough", ["a"]), ("a", "passthrough", ["b"])]).fit(X)
+    with pytest.raises(ValueError, match="triple"):
+        MultimodalFuser([(StandardScaler(), ["a"])]).fit(X)
+    with pytest.raises(ValueError, match="nothing to fuse"):
+        MultimodalFuser([("a", "drop", ["a"])]).fit(X)
+
+
+def test_drop_modality(frame):
+    X, _ = frame
+    fuser = MultimodalFuser([("a", "passthrough", ["a"]), ("t", "drop", "title")])
+    assert fuser.fit_transform(X).shape == (60, 1)
+    assert fuser.modalities_ == ["a"]
+
+
+def test_pandas_output(frame):
+    X, _ = frame
+    fuser = _fuser().set_output(transform="pandas")
+    with pytest.raises(ValueError, match="needs dense output"):
+        fuser.fit_transform(X)
+    fuser = MultimodalFuser([
+        ("tabular", OneHotEncoder(sparse_output=False), ["gender"]),
+        ("numeric", "passthrough", ["a", "b"]),
+    ]).set_output(transform="pandas")
+    out = fuser.fit_transform(X.set_index(X.index + 100))
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(fuser.get_feature_names_out())
+    assert out.index[0] == 100
+
+
+def test_grid_search_over_weights_and_nested_params(frame):
+    X, y = frame
+    model = Pipeline([("fuser", _fuser()), ("clf", LogisticRegression())])
+    params = model.get_params()
+    assert "fuser__text__lowercase" in params and "fuser__weights" in params
+    search = GridSearchCV(model, {
+        "fuser__weights": [None, {"numeric": 0.0}],
+        "fuser__text__lowercase": [True, False],
+    }, cv=3)
+    search.fit(X, y)
+    assert search.best_score_ > 0.9
+    assert search.best_estimator_.named_steps["fuser"].get_params()["text__lowercase"] in (
+        True, False,
+    )
+
+
+def test_set_params_replaces_a_modality(frame):
+    X, _ = frame
+    fuser = _fuser().set_params(numeric="drop", tabular__drop="first")
+    out = fuser.fit_transform(X)
+    assert fuser.modalities_ == ["text", "tabular"] and out.shape[1] == 4 + 1
+
+
+def test_clone_and_pickle_round_trip(frame):
+    X, _ = frame
+    fuser = _fuser(weights={"text": 2.0}).fit(X)
+    np.testing.assert_allclose(
+        pickle.loads(pickle.dumps(fuser)).transform(X).toarray(), fuser.transform(X).toarray()
+    )
+    cloned = clone(fuser)
+    assert not hasattr(cloned, "column_transformer_")
+    assert cloned.get_params()["weights"] == {"text": 2.0}
+
+
+def test_parallel_fit_matches_serial(frame):
+    X, _ = frame
+    serial = _fuser().fit_transform(X).toarray()
+    parallel = _fuser(n_jobs=2).fit_transform(X).toarray()
+    np.testing.assert_allclose(serial, parallel)
+
+
+def test_verbose_prints_each_modality(frame, capsys):
+    X, _ = frame
+    _fuser(verbose=True).fit(X)
+    out = capsys.readouterr().out
+    assert "text" in out and "numeric" in out
+
+
+def test_make_fuser_names_modalities():
+    fuser = make_fuser(
+        (TfidfVectorizer(), "title"),
+        (OneHotEncoder(), ["gender"]),
+        (StandardScaler(), ["a"]),
+        (StandardScaler(), ["b"]),
+        ("num", "passthrough", ["c"]),
+        fusion="sum",
+    )
+    assert [n for n, _, _ in fuser.transformers] == [
+        "title", "onehotencoder", "standardscaler-1", "standardscaler-2", "num",
+    ]
+    assert fuser.fusion == "sum"
+    with pytest.raises(ValueError, match="pairs"):
+        make_fuser(StandardScaler())
+
+
+def test_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        _fuser().transform(pd.DataFrame({"title": ["x"]}))
