@@ -19,7 +19,7 @@ demo: setup
 	$(PY) examples/quickstart.py
 
 lint: setup
-	$(PY) -m ruff check skmm tests examples benchmarks scripts
+	$(PY) -m ruff check .
 
 test: lint
 	$(PY) -m pytest
