@@ -1,0 +1,755 @@
+"""Data pipeline of end-to-end training: DataFrame rows to batches of tensors.
+
+The pieces, in the order the data flows:
+
+- :class:`FrameEncoder` is fit on the *training* DataFrame (text vocabulary,
+  tabular scalers and categories) and encodes any DataFrame once, vectorised,
+  into an :class:`EncodedFrame`: text ids and lengths, tabular numeric values
+  and codes, and the raw image cells.
+- :class:`MultimodalDataset` indexes an encoded frame. ``dataset[i]`` is just
+  ``i``; its :meth:`~MultimodalDataset.collate` turns a list of row positions
+  into one batch, decoding the images (through an :class:`ImageLoader` with a
+  bounded LRU cache, so each photo is decoded once across epochs) and
+  augmenting them when training. Use it as
+  ``DataLoader(dataset, batch_size=..., shuffle=..., collate_fn=dataset.collate)``;
+  ``torch.utils.data.Subset`` of it works too (skorch's validation split).
+- :func:`prefetch` runs a batch iterator in a background thread, so that the
+  next batches are decoded while the model trains on the current one (image
+  decoding and resizing in Pillow, and torch ops, release the GIL).
+- :func:`drop_modalities` sets whole modalities of random rows to missing
+  (modality dropout); every tower has a learned embedding for missing rows.
+
+A batch is ``(X, y)``; ``X`` has one entry per modality present::
+
+    {"text":    {"ids": LongTensor (B, L), "lengths": LongTensor (B,)},
+     "tabular": {"numeric": FloatTensor (B, 2 * n_numeric), "codes": LongTensor (B, n_cat)},
+     "image":   {"pixels": FloatTensor (B, 3, S, S), "missing": BoolTensor (B,)}}
+
+and ``y`` is a tensor of the batch's targets, or None without targets.
+
+The image part is deliberately small: a square resize and a normalisation with
+per-channel ``mean`` and ``std``. Backbones with their own preprocessing pass
+their own ``decode`` function and statistics to :class:`ImageLoader`.
+"""
+
+import math
+import os
+import queue
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._images import ImageReadError, read_image
+from ._tabular import TabularPreprocessor, infer_tabular_columns, missing_tabular_like
+from ._text_towers import TextVocabulary, empty_text_like
+from ._validation import cell_error, did_you_mean, is_missing
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MODALITIES = ("image", "text", "tabular")
+
+
+# ---------------------------------------------------------------- image cache
+
+
+class LRUCache:
+    """A thread-safe mapping that keeps the most recently used tensors within
+    ``max_bytes`` bytes, evicting the least recently used first.
+
+    A value larger than ``max_bytes`` is not stored. The cache is emptied when
+    pickled (decoded images do not belong in a saved model).
+
+    Examples
+    --------
+    >>> import torch
+    >>> cache = LRUCache(max_bytes=8)
+    >>> cache.put("a", torch.zeros(4, dtype=torch.uint8))
+    >>> cache.put("b", torch.zeros(4, dtype=torch.uint8))
+    >>> cache.get("a") is not None  # "a" becomes the most recently used
+    True
+    >>> cache.put("c", torch.zeros(4, dtype=torch.uint8))  # evicts "b"
+    >>> sorted(cache.keys())
+    ['a', 'c']
+    """
+
+    def __init__(self, max_bytes):
+        self.max_bytes = int(max_bytes)
+        self._items = OrderedDict()
+        self._lock = threading.Lock()
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        """The value of ``key`` (now most recently used), or None."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key, value):
+        """Store ``value`` (a tensor), evicting the least recently used as needed."""
+        size = value.element_size() * value.nelement()
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.nbytes -= old.element_size() * old.nelement()
+            self._items[key] = value
+            self.nbytes += size
+            while self.nbytes > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self.nbytes -= evicted.element_size() * evicted.nelement()
+
+    def keys(self):
+        with self._lock:
+            return list(self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __getstate__(self):
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state):
+        self.__init__(state["max_bytes"])
+
+
+# ---------------------------------------------------------------- images
+
+
+class ImageLoader:
+    """Decode image cells into uint8 tensors, cached, and batch them as floats.
+
+    Parameters
+    ----------
+    size : int, default=64
+        Side of the square every image is resized to (by the default decoder).
+    on_error : {"raise", "zero"}, default="raise"
+        A missing cell (None/NaN) or one that cannot be read: "raise" stops with
+        an error naming the column, row and value; "zero" marks the row as
+        missing (zero pixels, ``missing=True``) and warns, once per row.
+    cache_bytes : int, default=512 * 2**20
+        Bound on the decoded images kept in memory (uint8: a 64 px image is
+        12 KiB, so the default holds about 43,000 of them).
+    decode : callable or None, default=None
+        ``decode(value) -> uint8 tensor (3, H, W)``, raising
+        :class:`~skmm._images.ImageReadError` for an unreadable cell. The
+        default reads with :func:`skmm._images.read_image` and resizes to
+        ``size`` x ``size``. All decoded images must share one shape.
+    mean, std : tuple of 3 floats, default=ImageNet's
+        Per-channel statistics of :meth:`normalize`.
+    column : str, default="image"
+        Column name for error messages.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loader = ImageLoader(size=8, on_error="zero")
+    >>> pixels, missing = loader.load([np.zeros((16, 16, 3), np.uint8), None])
+    >>> pixels.shape, pixels.dtype, missing.tolist()
+    (torch.Size([2, 3, 8, 8]), torch.uint8, [False, True])
+    """
+
+    def __init__(
+        self, size=64, *, on_error="raise", cache_bytes=512 * 2**20, decode=None,
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, column="image",
+    ):
+        if not (isinstance(size, (int, np.integer)) and size >= 1):
+            raise ValueError(f"size must be a positive int, got {size!r}")
+        if on_error not in ("raise", "zero"):
+            raise ValueError(f"on_error must be 'raise' or 'zero', got {on_error!r}")
+        self.size = int(size)
+        self.on_error = on_error
+        self.cache = LRUCache(cache_bytes)
+        self.decode = decode if decode is not None else self._decode
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.column = column
+        self.n_decoded = 0
+        self._reported = set()
+        self._unreadable = {}
+        self._shape = None
+
+    def _decode(self, value):
+        from PIL import Image
+
+        image = read_image(value).resize((self.size, self.size), Image.Resampling.BILINEAR)
+        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+    def load(self, values, keys=None, row_labels=None):
+        """Decode ``values`` (through the cache) into one uint8 batch.
+
+        Parameters
+        ----------
+        values : sequence of image cells
+            Paths, bytes, PIL images or arrays; None/NaN for missing.
+        keys : sequence of hashable or None, default=None
+            Cache keys of the cells (None: do not cache that cell). By default
+            a path is its own key and other cells are not cached.
+        row_labels : sequence, default=None
+            How error messages name the rows (default: positions).
+
+        Returns
+        -------
+        pixels : torch.ByteTensor of shape (n, 3, H, W)
+            Zeros for missing rows.
+        missing : torch.BoolTensor of shape (n,)
+        """
+        n = len(values)
+        if keys is None:
+            keys = [_path_key(v) for v in values]
+        if row_labels is None:
+            row_labels = range(n)
+        images = [None] * n
+        failures = []
+        for i, (value, key) in enumerate(zip(values, keys, strict=True)):
+            image = self.cache.get(key) if key is not None else None
+            if image is None:
+                if key is not None and key in self._unreadable:
+                    # Do not retry a corrupt file every epoch.
+                    image, cause = None, self._unreadable[key]
+                else:
+                    image, cause = self._read(value, row_labels[i])
+                if image is not None and key is not None:
+                    self.cache.put(key, image)
+                elif key is not None and cause is not None:
+                    self._unreadable[key] = cause
+                if cause is not None and row_labels[i] not in self._reported:
+                    self._reported.add(row_labels[i])
+                    failures.append((row_labels[i], value, cause))
+            images[i] = image
+        if failures:
+            row, value, cause = failures[0]
+            warnings.warn(
+                f"{len(failures)} image{'s' if len(failures) > 1 else ''} of column "
+                f"{self.column!r} could not be read and treated as missing (first: "
+                f"{cell_error(self.column, row, value, cause)})",
+                UserWarning,
+            )
+        missing = torch.tensor([image is None for image in images], dtype=torch.bool)
+        shapes = {tuple(image.shape) for image in images if image is not None}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"column {self.column!r}: the decoder returned images of several shapes "
+                f"{sorted(shapes)}; it must resize every image to one shape"
+            )
+        if shapes:
+            self._shape = shapes.pop()
+        # A batch of missing images only takes the shape of the decoded ones.
+        shape = self._shape or (3, self.size, self.size)
+        pixels = torch.zeros((n, *shape), dtype=torch.uint8)
+        for i, image in enumerate(images):
+            if image is not None:
+                pixels[i] = image
+        return pixels, missing
+
+    def _read(self, value, row):
+        """``(image, None)``, or ``(None, cause)`` for a cell treated as missing."""
+        try:
+            if is_missing(value):
+                raise ImageReadError("missing value")
+            image = self.decode(value)
+        except ImageReadError as exc:
+            if self.on_error == "raise":
+                raise ValueError(
+                    cell_error(
+                        self.column, row, value, exc.cause,
+                        "pass on_error='zero' to treat such images as missing",
+                    )
+                ) from None
+            return None, exc.cause
+        self.n_decoded += 1
+        return image, None
+
+    def check(self, values, row_labels=None):
+        """Cheap pre-flight check of a column, before any training.
+
+        Finds missing cells and paths that do not exist or are empty files
+        (without decoding anything). With ``on_error="raise"`` the first bad
+        cell raises an error naming its row; with ``"zero"`` one warning gives
+        the count, and :meth:`load` does not warn again about these rows (it
+        warns once, per batch, about other unreadable rows it meets).
+
+        Returns
+        -------
+        bad : ndarray of bool of shape (n,)
+            The cells found bad.
+        """
+        if row_labels is None:
+            row_labels = range(len(values))
+        bad = np.zeros(len(values), dtype=bool)
+        first = None
+        for i, value in enumerate(values):
+            cause = _cheap_image_problem(value)
+            if cause is not None:
+                bad[i] = True
+                self._reported.add(row_labels[i])
+                first = first or (row_labels[i], value, cause)
+        if first is not None:
+            row, value, cause = first
+            if self.on_error == "raise":
+                raise ValueError(
+                    cell_error(
+                        self.column, row, value, cause,
+                        "pass on_error='zero' to treat such images as missing",
+                    )
+                )
+            warnings.warn(
+                f"{int(bad.sum())} of {len(values)} images of column {self.column!r} are "
+                f"missing or unreadable and are treated as missing (first: "
+                f"{cell_error(self.column, row, value, cause)})",
+                UserWarning,
+            )
+        return bad
+
+    def normalize(self, images, missing=None):
+        """Float images in [0, 1] (B, 3, H, W) -> normalised; missing rows -> 0."""
+        out = (images - self.mean.to(images.device)) / self.std.to(images.device)
+        if missing is not None:
+            out[missing.to(out.device)] = 0.0
+        return out
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_reported"] = set()
+        state["_unreadable"] = {}
+        if state["decode"] == self._decode:
+            state["decode"] = None  # a bound method of self; rebuilt on load
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.decode is None:
+            self.decode = self._decode
+
+
+def _path_key(value):
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    return None
+
+
+def _cheap_image_problem(value):
+    if is_missing(value):
+        return "missing value"
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if not os.path.exists(path):
+            return "file not found"
+        if os.path.isdir(path):
+            return "path is a directory, not an image file"
+        if os.path.getsize(path) == 0:
+            return "file is empty (0 bytes)"
+    return None
+
+
+class WithMissingEmbedding(nn.Module):
+    """Wrap an image tower so that rows flagged missing get a learned vector.
+
+    ``forward(pixels, missing)`` returns ``module(pixels)`` with the rows where
+    ``missing`` is True replaced by the learned ``self.missing`` (out_dim,).
+    """
+
+    def __init__(self, module, out_dim):
+        super().__init__()
+        self.module = module
+        self.out_dim = int(out_dim)
+        self.missing = nn.Parameter(torch.zeros(self.out_dim))
+
+    def forward(self, pixels, missing):
+        out = self.module(pixels)
+        return torch.where(missing.to(out.device)[:, None], self.missing.to(out.dtype), out)
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def random_horizontal_flip(images, *, p=0.5, generator=None):
+    """Flip each image of a batch (B, C, H, W) left-right with probability ``p``."""
+    flip = torch.rand(images.shape[0], generator=generator) < p
+    flip = flip.to(images.device)[:, None, None, None]
+    return torch.where(flip, images.flip(-1), images)
+
+
+def random_resized_crop(
+    images, size=None, *, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3), generator=None
+):
+    """Crop a random box of each image of a float batch (B, C, H, W), resized to
+    ``size`` x ``size`` (default: H x W), all in one bilinear ``grid_sample``.
+
+    The box covers a fraction of the area drawn uniformly from ``scale``, with
+    an aspect ratio drawn log-uniformly from ``ratio`` (clipped to the image),
+    at a uniform position. The default smallest area (35 %) is larger than the
+    usual 8 %: product photos are centred on one object, and tiny crops lose it.
+    """
+    n, _, height, width = images.shape
+    out_h, out_w = (height, width) if size is None else (size, size)
+    area = torch.empty(n).uniform_(scale[0], scale[1], generator=generator)
+    log_ratio = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    aspect = torch.exp(log_ratio)
+    # Box sides as fractions of the image's width and height.
+    box_w = torch.sqrt(area * aspect * height / width).clamp(max=1.0)
+    box_h = torch.sqrt(area / aspect * width / height).clamp(max=1.0)
+    centre_x = (torch.rand(n, generator=generator) * 2 - 1) * (1 - box_w)
+    centre_y = (torch.rand(n, generator=generator) * 2 - 1) * (1 - box_h)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = box_w
+    theta[:, 0, 2] = centre_x
+    theta[:, 1, 1] = box_h
+    theta[:, 1, 2] = centre_y
+    theta = theta.to(device=images.device, dtype=images.dtype)
+    grid = nn.functional.affine_grid(theta, (n, images.shape[1], out_h, out_w), align_corners=False)
+    return nn.functional.grid_sample(
+        images, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+
+
+def default_augment(images, generator=None):
+    """Random resized crop, then horizontal flip: the training augmentation."""
+    return random_horizontal_flip(
+        random_resized_crop(images, generator=generator), generator=generator
+    )
+
+
+# ---------------------------------------------------------------- encoding
+
+
+@dataclass
+class EncodedFrame:
+    """A DataFrame encoded for the towers (see :meth:`FrameEncoder.encode`)."""
+
+    n_rows: int
+    row_labels: object
+    text_ids: torch.Tensor = None
+    text_lengths: torch.Tensor = None
+    numeric: torch.Tensor = None
+    codes: torch.Tensor = None
+    images: np.ndarray = None
+
+
+class FrameEncoder:
+    """Learn from the training DataFrame how to encode each modality.
+
+    Parameters
+    ----------
+    image : str or None, default=None
+        The image column (paths, bytes, PIL images or arrays).
+    text : str, list of str or None, default=None
+        The text column; several columns are joined with spaces, missing
+        parts skipped.
+    tabular : list of str or None, default=None
+        Tabular columns; numeric and boolean dtypes are scaled, the others are
+        categorical (see :func:`~skmm._tabular.infer_tabular_columns`).
+    vocabulary : TextVocabulary or None, default=None
+        Unfitted vocabulary to fit on the text column (default
+        ``TextVocabulary()``).
+    tabular_options : dict or None, default=None
+        Extra keyword arguments of :class:`~skmm._tabular.TabularPreprocessor`
+        (``min_frequency``, ``max_categories``).
+
+    Attributes
+    ----------
+    modalities_ : list of str
+        The modalities present, among "image", "text", "tabular".
+    vocabulary_ : TextVocabulary
+        The fitted vocabulary (with text).
+    tabular_ : TabularPreprocessor
+        The fitted preprocessor (with tabular columns).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"title": ["red shirt", None], "price": [1.0, 2.0]})
+    >>> encoder = FrameEncoder(text="title", tabular=["price"]).fit(X)
+    >>> encoded = encoder.encode(X)
+    >>> encoded.text_ids.tolist(), encoded.numeric.shape
+    ([[3, 4], [2, 0]], torch.Size([2, 2]))
+    """
+
+    def __init__(self, *, image=None, text=None, tabular=None, vocabulary=None,
+                 tabular_options=None):
+        self.image = image
+        self.text = text
+        self.tabular = tabular
+        self.vocabulary = vocabulary
+        self.tabular_options = tabular_options
+
+    def _text_columns(self):
+        if self.text is None:
+            return []
+        return [self.text] if isinstance(self.text, str) else list(self.text)
+
+    def _check_frame(self, X):
+        if not hasattr(X, "columns"):
+            raise TypeError(
+                f"Expected a pandas DataFrame with the columns of each modality, got "
+                f"{type(X).__name__}."
+            )
+        columns = ([self.image] if self.image is not None else []) + self._text_columns()
+        columns += list(self.tabular or [])
+        for column in columns:
+            if column not in X.columns:
+                raise KeyError(
+                    f"column {column!r} is not in the DataFrame (its columns: "
+                    f"{list(X.columns)[:20]})." + did_you_mean(column, X.columns)
+                )
+
+    def fit(self, X):
+        """Fit the text vocabulary and the tabular preprocessor on ``X`` (training rows)."""
+        self._check_frame(X)
+        self.modalities_ = []
+        if self.image is not None:
+            self.modalities_.append("image")
+        if self.text is not None:
+            self.vocabulary_ = self.vocabulary if self.vocabulary is not None else TextVocabulary()
+            self.vocabulary_.fit(self._texts(X))
+            self.modalities_.append("text")
+        if self.tabular:
+            numeric, categorical = infer_tabular_columns(X, self.tabular)
+            self.tabular_ = TabularPreprocessor(
+                numeric, categorical, **(self.tabular_options or {})
+            ).fit(X)
+            self.modalities_.append("tabular")
+        if not self.modalities_:
+            raise ValueError("FrameEncoder needs at least one of image, text or tabular columns")
+        return self
+
+    def _texts(self, X):
+        columns = self._text_columns()
+        if len(columns) == 1:
+            return X[columns[0]]
+        parts = [X[c].astype(object).where(X[c].notna(), "").astype(str) for c in columns]
+        joined = parts[0].str.cat(parts[1:], sep=" ").str.strip()
+        return joined.where(joined != "", None)
+
+    def encode(self, X):
+        """Encode the rows of ``X`` (text and tabular at once, images kept as cells)."""
+        if not hasattr(self, "modalities_"):
+            raise RuntimeError("This FrameEncoder is not fitted yet; call fit(X) first.")
+        self._check_frame(X)
+        encoded = EncodedFrame(n_rows=len(X), row_labels=X.index)
+        if "text" in self.modalities_:
+            encoded.text_ids, encoded.text_lengths = self.vocabulary_.encode(self._texts(X))
+        if "tabular" in self.modalities_:
+            encoded.numeric, encoded.codes = self.tabular_.transform(X)
+        if "image" in self.modalities_:
+            encoded.images = X[self.image].to_numpy(dtype=object)
+        return encoded
+
+
+# ---------------------------------------------------------------- dataset
+
+
+class MultimodalDataset(torch.utils.data.Dataset):
+    """Rows of an :class:`EncodedFrame`, batched by :meth:`collate`.
+
+    ``dataset[i]`` returns ``i``: the work happens per batch in
+    :meth:`collate` (vectorised slicing of the text and tabular tensors, image
+    decoding through the loader's cache, augmentation).
+
+    Parameters
+    ----------
+    encoded : EncodedFrame
+    y : array-like of shape (n_rows,) or None, default=None
+        Targets, already encoded (class indices, or float values).
+    image_loader : ImageLoader or None, default=None
+        Required when the frame has images.
+    augment : callable or None, default=None
+        ``augment(images, generator) -> images`` on float images in [0, 1]
+        (B, 3, H, W), applied before normalisation (e.g.
+        :func:`default_augment`). None for evaluation.
+    random_state : int or None, default=None
+        Seeds the augmentation. In DataLoader worker processes each worker
+        draws from its own generator seeded by the loader (seed the loader's
+        ``generator`` for reproducible runs).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"title": ["red shirt", "blue jeans", "red jeans"]})
+    >>> encoder = FrameEncoder(text="title").fit(X)
+    >>> dataset = MultimodalDataset(encoder.encode(X), y=[0, 1, 0])
+    >>> loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=dataset.collate)
+    >>> batch, y = next(iter(loader))
+    >>> batch["text"]["ids"].shape, y.tolist()
+    (torch.Size([2, 2]), [0, 1])
+    """
+
+    def __init__(self, encoded, y=None, *, image_loader=None, augment=None, random_state=None):
+        if encoded.images is not None and image_loader is None:
+            raise ValueError("the frame has an image column: pass an image_loader")
+        self.encoded = encoded
+        self.y = None if y is None else torch.as_tensor(np.asarray(y))
+        if self.y is not None and len(self.y) != encoded.n_rows:
+            raise ValueError(f"y has {len(self.y)} rows, the frame {encoded.n_rows}")
+        self.image_loader = image_loader
+        self.augment = augment
+        self.random_state = random_state
+        self._generator = None
+        self._generator_owner = None
+        if encoded.images is not None:
+            self._cache_keys = [
+                key if key is not None else ("row", i)
+                for i, key in enumerate(_path_key(v) for v in encoded.images)
+            ]
+
+    def __len__(self):
+        return self.encoded.n_rows
+
+    def __getitem__(self, index):
+        return index
+
+    def generator(self):
+        """The augmentation generator of this process (or DataLoader worker)."""
+        worker = torch.utils.data.get_worker_info()
+        owner = None if worker is None else (worker.id, worker.seed)
+        if self._generator is None or self._generator_owner != owner:
+            generator = torch.Generator()
+            if worker is not None:
+                generator.manual_seed(worker.seed)
+            elif self.random_state is not None:
+                generator.manual_seed(int(self.random_state))
+            else:
+                generator.seed()
+            self._generator, self._generator_owner = generator, owner
+        return self._generator
+
+    def collate(self, indices):
+        """Build the batch ``(X, y)`` of the rows at ``indices`` (see the module doc)."""
+        index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        encoded = self.encoded
+        X = {}
+        if encoded.text_ids is not None:
+            lengths = encoded.text_lengths[index]
+            width = max(int(lengths.max()), 1) if len(index) else 1
+            X["text"] = {"ids": encoded.text_ids[index, :width], "lengths": lengths}
+        if encoded.numeric is not None:
+            X["tabular"] = {"numeric": encoded.numeric[index], "codes": encoded.codes[index]}
+        if encoded.images is not None:
+            positions = index.tolist()
+            labels = encoded.row_labels
+            pixels, missing = self.image_loader.load(
+                [encoded.images[i] for i in positions],
+                [self._cache_keys[i] for i in positions],
+                [labels[i] for i in positions] if labels is not None else positions,
+            )
+            images = pixels.float().div_(255.0)
+            if self.augment is not None:
+                images = self.augment(images, self.generator())
+            X["image"] = {
+                "pixels": self.image_loader.normalize(images, missing),
+                "missing": missing,
+            }
+        y = None if self.y is None else self.y[index]
+        return X, y
+
+
+def drop_modalities(X, p, *, generator=None):
+    """Set each modality of each row of the batch ``X`` to missing with probability ``p``.
+
+    Modality dropout: the model learns to predict when a modality is absent
+    at predict time. A row never loses all of its modalities (one, drawn at
+    random, is kept), so a batch of a single modality is returned as it is.
+    Returns a new batch; ``X`` is left as it is.
+    """
+    names = [name for name in MODALITIES if name in X]
+    if len(names) < 2 or p <= 0:
+        return X
+    n = _batch_size(X)
+    dropped = torch.rand(n, len(names), generator=generator) < p
+    keep = torch.randint(len(names), (n,), generator=generator)
+    everything = dropped.all(dim=1)
+    dropped[everything, keep[everything]] = False
+    out = dict(X)
+    for j, name in enumerate(names):
+        rows = dropped[:, j]
+        if not rows.any():
+            continue
+        part = X[name]
+        if name == "text":
+            rows = rows.to(part["ids"].device)
+            ids, lengths = empty_text_like(part["ids"], part["lengths"], rows)
+            out[name] = {"ids": ids, "lengths": lengths}
+        elif name == "tabular":
+            numeric, codes = missing_tabular_like(
+                part["numeric"], part["codes"], rows.to(part["numeric"].device)
+            )
+            out[name] = {"numeric": numeric, "codes": codes}
+        else:
+            rows = rows.to(part["pixels"].device)
+            pixels = part["pixels"].clone()
+            pixels[rows] = 0.0
+            out[name] = {"pixels": pixels, "missing": part["missing"] | rows}
+    return out
+
+
+def _batch_size(X):
+    part = next(iter(X.values()))
+    return next(iter(part.values())).shape[0]
+
+
+# ---------------------------------------------------------------- prefetching
+
+
+_DONE = object()
+
+
+def prefetch(batches, depth=2):
+    """Iterate over ``batches`` while a background thread prepares the next ``depth``.
+
+    The producer's exceptions are raised in the consumer; a consumer that stops
+    early (break, exception) stops the producer too.
+
+    Examples
+    --------
+    >>> list(prefetch(iter(range(5))))
+    [0, 1, 2, 3, 4]
+    """
+    slots = queue.Queue(maxsize=max(1, int(depth)))
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        slots.put((batch, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item = (_DONE, None)
+        except BaseException as exc:  # re-raised in the consumer
+            item = (None, exc)
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=produce, name="skmm-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch, error = slots.get()
+            if error is not None:
+                raise error
+            if batch is _DONE:
+                return
+            yield batch
+    finally:
+        stop.set()
+        thread.join()
