@@ -1,0 +1,914 @@
+"""A persistent, process-safe cache of frozen encoder outputs, one row per input.
+
+Cross-validation and grid search fit the same pipeline many times on
+overlapping rows. When an encoder is frozen (a pretrained image or text model
+that is not trained on the data), the vector it gives a photo or a title does
+not depend on the fold, so it can be computed once and looked up afterwards.
+
+What is cached
+    The output vector of a frozen encoder for one input value, keyed by the
+    encoder's identity (:func:`encoder_key`: architecture, weights digest,
+    every preprocessing setting that changes the output) and by the value's
+    content (:func:`content_key`: the file's bytes for a path, the string for
+    a text). The vector is stored as its exact bytes, so a cached row is
+    bit-identical to what the encoder returned when it was stored.
+
+What is not cached
+    Anything fit on training rows: a tf-idf vocabulary, a PCA or an SVD on top
+    of the embeddings, scalers, the fuser's block scales, a trained head.
+    Those are fit again on each fold's training rows, as they must be: reusing
+    them across folds would leak the test rows into training.
+
+The store is an SQLite database (standard library) in WAL mode with a busy
+timeout, written in transactions: several processes (``GridSearchCV(n_jobs=4)``
+workers) can read and write it at once. It lives on a local disk; SQLite's WAL
+mode does not work on network file systems.
+"""
+
+import hashlib
+import json
+import numbers
+import os
+import sqlite3
+import stat
+import sys
+import threading
+import time
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+__all__ = [
+    "CacheError",
+    "EmbeddingCache",
+    "cached_embed",
+    "check_cache",
+    "content_key",
+    "encoder_key",
+    "state_dict_digest",
+]
+
+DB_FILENAME = "skmm-embeddings.sqlite"
+SCHEMA_VERSION = 1
+_FORMAT = "skmm-embedding-cache"
+_FILE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+# SQLite limits the number of "?" in one statement (999 before 3.32).
+_CHUNK = 500
+
+
+class CacheError(RuntimeError):
+    """An embedding cache that cannot be used: foreign, corrupt, locked or inconsistent."""
+
+
+class EmbeddingCache:
+    """A database of encoder outputs shared by estimators, folds and processes.
+
+    Rows are keyed by ``(encoder key, content key)``: see :func:`encoder_key`
+    and :func:`content_key`, and :func:`cached_embed` for the usual way to use
+    it. Vectors are stored as their exact bytes with their dtype, length and a
+    checksum, so a lookup returns bit-identical values or raises
+    :class:`CacheError`, never wrong vectors.
+
+    The object only holds a path: it connects on first use, pickles as its
+    path (a ``GridSearchCV(n_jobs=...)`` worker reconnects on its own) and
+    ``copy.deepcopy`` returns the object itself, so that the clones of an
+    estimator share its cache. Several estimators may share one cache.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A directory (created if needed) that will hold the database file
+        ``skmm-embeddings.sqlite``, or the database file itself (a path that is
+        an existing file or ends in ``.sqlite``, ``.sqlite3`` or ``.db``).
+    timeout : float, default=60.0
+        Seconds to wait for another process that is writing to the cache
+        before giving up with :class:`CacheError`.
+
+    Attributes
+    ----------
+    file : pathlib.Path
+        The database file.
+
+    See Also
+    --------
+    cached_embed : look rows up, compute the missing ones, store them.
+    check_cache : turn a ``cache=`` parameter into an EmbeddingCache.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from skmm import EmbeddingCache
+    >>> cache = EmbeddingCache(tempfile.mkdtemp())
+    >>> vectors = np.array([[0.1, 0.2], [0.3, 0.4]], dtype=np.float32)
+    >>> cache.put_many("my-encoder", ["text:a", "text:b"], vectors)
+    2
+    >>> found = cache.get_many("my-encoder", ["text:a", "text:c"])
+    >>> sorted(found), found["text:a"].tolist() == vectors[0].tolist()
+    (['text:a'], True)
+    >>> len(cache), cache.stats().hits, cache.stats().misses
+    (2, 1, 1)
+    >>> cache.clear(); len(cache)
+    0
+    """
+
+    def __init__(self, path, *, timeout=60.0):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(
+                f"EmbeddingCache needs a directory or file path, got {type(path).__name__}"
+            )
+        self.path = path
+        self.timeout = timeout
+        self._conn = None
+        self._pid = None
+        self._file_id = None
+        self._lock = threading.RLock()
+
+    # -- identity: a handle on a database, not a value ------------------------
+
+    def __repr__(self):
+        return f"{type(self).__name__}({os.fspath(self.path)!r})"
+
+    def __getstate__(self):
+        return {"path": self.path, "timeout": self.timeout}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], timeout=state["timeout"])
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    @property
+    def file(self):
+        """The database file (a directory ``path`` resolves to a file inside)."""
+        path = Path(os.fspath(self.path)).expanduser()
+        if path.is_dir() or (not path.exists() and path.suffix not in _FILE_SUFFIXES):
+            return path / DB_FILENAME
+        return path
+
+    # -- public API -------------------------------------------------------------
+
+    def get_many(self, encoder_key, content_keys):
+        """Look rows up.
+
+        Parameters
+        ----------
+        encoder_key : str
+            The encoder's key, from :func:`encoder_key`.
+        content_keys : iterable of str or None
+            The rows' keys, from :func:`content_key`. None (a value that
+            cannot be cached) is skipped.
+
+        Returns
+        -------
+        found : dict of str to ndarray of shape (dim,)
+            The stored vector of each key that is in the cache (read-only
+            arrays, with the dtype they were stored with).
+        """
+        _check_str("encoder_key", encoder_key)
+        keys = list(dict.fromkeys(k for k in content_keys if k is not None))
+        for key in keys:
+            _check_str("content key", key)
+        groups = {}  # (dtype, dim) -> ([content keys], [blobs])
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT id FROM skmm_encoders WHERE key = ?", (encoder_key,)
+            ).fetchone()
+            if row is not None:
+                for start in range(0, len(keys), _CHUNK):
+                    chunk = keys[start : start + _CHUNK]
+                    cursor = conn.execute(
+                        "SELECT content, dtype, dim, checksum, vector FROM skmm_embeddings "
+                        f"WHERE encoder_id = ? AND content IN ({','.join('?' * len(chunk))})",
+                        (row[0], *chunk),
+                    )
+                    for content, dtype, dim, checksum, blob in cursor:
+                        if not isinstance(blob, bytes) or zlib.crc32(blob) != checksum:
+                            raise self._corrupt(content)
+                        contents, blobs = groups.setdefault((dtype, dim), ([], []))
+                        contents.append(content)
+                        blobs.append(blob)
+        found = {}
+        for (dtype, dim), (contents, blobs) in groups.items():
+            vectors = self._decode(contents, dtype, dim, blobs)
+            found.update(zip(contents, vectors, strict=True))
+        if keys:
+            with self._transaction(write=True) as conn:
+                conn.execute(
+                    "INSERT INTO skmm_encoders (key, hits, misses) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET hits = hits + excluded.hits, "
+                    "misses = misses + excluded.misses",
+                    (encoder_key, len(found), len(keys) - len(found)),
+                )
+        return found
+
+    def put_many(self, encoder_key, content_keys, vectors):
+        """Store rows; rows whose key is already stored are left as they are.
+
+        Parameters
+        ----------
+        encoder_key : str
+            The encoder's key, from :func:`encoder_key`.
+        content_keys : sequence of str or None
+            One key per row of ``vectors``; rows whose key is None are not
+            stored.
+        vectors : ndarray of shape (n_rows, dim)
+            Numeric (float, int or uint) vectors, stored bit for bit with
+            their dtype.
+
+        Returns
+        -------
+        n_written : int
+            The number of rows that were not in the cache before.
+        """
+        _check_str("encoder_key", encoder_key)
+        content_keys = list(content_keys)
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2:
+            raise ValueError(
+                f"vectors must be a 2-D array (one row per key), got shape {vectors.shape}"
+            )
+        if len(content_keys) != vectors.shape[0]:
+            raise ValueError(
+                f"got {len(content_keys)} content keys for {vectors.shape[0]} vectors; "
+                "pass one key per row"
+            )
+        if vectors.dtype.kind not in "fiu":
+            raise TypeError(
+                f"vectors must be float, int or uint, got dtype {vectors.dtype}"
+            )
+        dtype = vectors.dtype.str
+        dim = int(vectors.shape[1])
+        rows = []
+        for key, vector in zip(content_keys, vectors, strict=True):
+            if key is None:
+                continue
+            _check_str("content key", key)
+            blob = np.ascontiguousarray(vector).tobytes()
+            rows.append((key, dtype, dim, zlib.crc32(blob), blob))
+        if not rows:
+            return 0
+        with self._transaction(write=True) as conn:
+            encoder_id = self._encoder_id(conn, encoder_key)
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO skmm_embeddings "
+                "(encoder_id, content, dtype, dim, checksum, vector) VALUES (?, ?, ?, ?, ?, ?)",
+                [(encoder_id, *row) for row in rows],
+            )
+            return conn.total_changes - before
+
+    def clear(self, encoder_key=None):
+        """Delete every row (or only those of ``encoder_key``) and the counters."""
+        with self._transaction(write=True) as conn:
+            if encoder_key is None:
+                conn.execute("DELETE FROM skmm_embeddings")
+                conn.execute("DELETE FROM skmm_encoders")
+            else:
+                conn.execute(
+                    "DELETE FROM skmm_embeddings WHERE encoder_id IN "
+                    "(SELECT id FROM skmm_encoders WHERE key = ?)",
+                    (encoder_key,),
+                )
+                conn.execute("DELETE FROM skmm_encoders WHERE key = ?", (encoder_key,))
+        with self._lock:
+            try:  # give the space back to the disk, unless another process is busy
+                conn = self._connection()
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError:
+                pass
+
+    def stats(self, encoder_key=None):
+        """Counters of the whole cache, or of one encoder.
+
+        ``hits`` and ``misses`` count the keys looked up by :meth:`get_many`
+        (distinct keys per call), in every process that used the file since it
+        was created or last cleared.
+
+        Returns
+        -------
+        stats : :class:`~sklearn.utils.Bunch`
+            ``n_rows``, ``n_encoders``, ``hits``, ``misses``, ``vector_bytes``
+            (the bytes of the stored vectors) and ``size_bytes`` (the database
+            files on disk).
+        """
+        where, args = ("WHERE e.key = ?", (encoder_key,)) if encoder_key is not None else ("", ())
+        with self._transaction(write=False) as conn:
+            n_encoders, hits, misses = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(hits), 0), COALESCE(SUM(misses), 0) "
+                f"FROM skmm_encoders AS e {where}",
+                args,
+            ).fetchone()
+            n_rows, vector_bytes = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(v.vector)), 0) FROM skmm_embeddings AS v "
+                f"JOIN skmm_encoders AS e ON e.id = v.encoder_id {where}",
+                args,
+            ).fetchone()
+        return Bunch(
+            n_rows=n_rows, n_encoders=n_encoders, hits=hits, misses=misses,
+            vector_bytes=vector_bytes, size_bytes=self.size_bytes,
+        )
+
+    def reset_stats(self):
+        """Set the hit and miss counters back to zero (the rows stay)."""
+        with self._transaction(write=True) as conn:
+            conn.execute("UPDATE skmm_encoders SET hits = 0, misses = 0")
+
+    def encoder_keys(self):
+        """The encoder keys that have rows or counters, oldest first."""
+        with self._transaction(write=False) as conn:
+            return [key for (key,) in conn.execute("SELECT key FROM skmm_encoders ORDER BY id")]
+
+    @property
+    def size_bytes(self):
+        """Bytes on disk: the database file and its write-ahead log."""
+        file = self.file
+        return sum(
+            os.path.getsize(part)
+            for part in (file, Path(f"{file}-wal"), Path(f"{file}-shm"))
+            if part.exists()
+        )
+
+    def __len__(self):
+        with self._transaction(write=False) as conn:
+            return conn.execute("SELECT COUNT(*) FROM skmm_embeddings").fetchone()[0]
+
+    def close(self):
+        """Close this process's connection; the next call reconnects."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    # -- connection and checks ----------------------------------------------------
+
+    def _connection(self):
+        if self._conn is not None and self._pid != os.getpid():
+            # A connection must not cross a fork: the child opens its own, and
+            # keeps the inherited one from being closed (and checkpointed) here.
+            _INHERITED.append(self._conn)
+            self._conn = None
+        if self._conn is not None and self._file_id != _file_id(self.file):
+            # The file was deleted or replaced (e.g. the folder was removed to
+            # empty the cache): follow the path rather than the old file.
+            self._conn.close()
+            self._conn = None
+        if self._conn is None:
+            self._conn = self._connect()
+            self._pid = os.getpid()
+            self._file_id = _file_id(self.file)
+        return self._conn
+
+    def _connect(self):
+        file = self.file
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create the embedding cache directory: {exc}") from None
+        if file.is_dir():
+            raise CacheError(f"embedding cache file {str(file)!r} is a directory")
+        conn = sqlite3.connect(
+            file, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            # Read before writing anything, so that a foreign file is left untouched.
+            tables = {
+                name for (name,) in conn.execute("SELECT name FROM sqlite_master")
+            }
+            if tables and "skmm_meta" not in tables:
+                raise CacheError(
+                    f"{str(file)!r} is an SQLite database but not an skmm embedding "
+                    f"cache (it has tables {sorted(tables)[:5]}); pass another path"
+                )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._create_or_check_schema(conn, file)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self._error(exc, file) from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _create_or_check_schema(conn, file):
+        conn.execute("CREATE TABLE IF NOT EXISTS skmm_meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute(
+            "INSERT OR IGNORE INTO skmm_meta VALUES ('format', ?), ('schema_version', ?)",
+            (_FORMAT, str(SCHEMA_VERSION)),
+        )
+        meta = dict(conn.execute("SELECT key, value FROM skmm_meta"))
+        if meta.get("format") != _FORMAT:
+            raise CacheError(
+                f"{str(file)!r} is not an skmm embedding cache (format "
+                f"{meta.get('format')!r}); pass another path"
+            )
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise CacheError(
+                f"embedding cache {str(file)!r} has schema version "
+                f"{meta.get('schema_version')!r}, this skmm reads version {SCHEMA_VERSION}; "
+                "delete the file (and its -wal and -shm files) or pass another path"
+            )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS skmm_encoders (id INTEGER PRIMARY KEY, "
+            "key TEXT NOT NULL UNIQUE, hits INTEGER NOT NULL DEFAULT 0, "
+            "misses INTEGER NOT NULL DEFAULT 0)"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS skmm_embeddings (encoder_id INTEGER NOT NULL, "
+            "content TEXT NOT NULL, dtype TEXT NOT NULL, dim INTEGER NOT NULL, "
+            "checksum INTEGER NOT NULL, vector BLOB NOT NULL, "
+            "PRIMARY KEY (encoder_id, content))"
+        )
+
+    @contextmanager
+    def _transaction(self, *, write):
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc, self.file) from None
+
+    @staticmethod
+    def _encoder_id(conn, encoder_key):
+        conn.execute("INSERT OR IGNORE INTO skmm_encoders (key) VALUES (?)", (encoder_key,))
+        return conn.execute(
+            "SELECT id FROM skmm_encoders WHERE key = ?", (encoder_key,)
+        ).fetchone()[0]
+
+    def _decode(self, contents, dtype, dim, blobs):
+        try:
+            dtype = np.dtype(dtype)
+            valid_type = dtype.kind in "fiu" and isinstance(dim, int) and dim >= 0
+        except (TypeError, ValueError):
+            valid_type = False
+        if not valid_type:
+            raise self._corrupt(contents[0])
+        for content, blob in zip(contents, blobs, strict=True):
+            if len(blob) != dim * dtype.itemsize:
+                raise self._corrupt(content)
+        vectors = np.frombuffer(b"".join(blobs), dtype=dtype).reshape(len(blobs), dim)
+        vectors.flags.writeable = False
+        return vectors
+
+    def _corrupt(self, content):
+        return CacheError(
+            f"embedding cache {str(self.file)!r} is corrupt: the row {content!r} fails "
+            "its dtype, length or checksum check; call clear() or delete the file"
+        )
+
+    def _error(self, exc, file):
+        message = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in message or "busy" in message
+        ):
+            return CacheError(
+                f"embedding cache {str(file)!r}: gave up after waiting {self.timeout} s "
+                f"for another process ({message}); pass a larger timeout"
+            )
+        if isinstance(exc, sqlite3.OperationalError) and "readonly" in message:
+            return CacheError(
+                f"embedding cache {str(file)!r} is read-only ({message}); pass a path "
+                "you can write to"
+            )
+        return CacheError(
+            f"{str(file)!r} is not a usable skmm embedding cache ({message}); delete it "
+            "(and its -wal and -shm files) or pass another path"
+        )
+
+
+def _file_id(file):
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+_INHERITED = []
+
+
+def check_cache(cache):
+    """Turn a ``cache=`` parameter into an :class:`EmbeddingCache` (or None).
+
+    Parameters
+    ----------
+    cache : None, str, path-like or EmbeddingCache
+        A path gives the process's one EmbeddingCache for that path (made on
+        first use); an EmbeddingCache is returned as it is.
+
+    Returns
+    -------
+    cache : EmbeddingCache or None
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skmm.cache import check_cache
+    >>> folder = tempfile.mkdtemp()
+    >>> check_cache(folder) is check_cache(folder), check_cache(None)
+    (True, None)
+    """
+    if cache is None or isinstance(cache, EmbeddingCache):
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        key = os.path.abspath(os.path.expanduser(os.fspath(cache)))
+        with _OPEN_LOCK:
+            if key not in _OPEN:
+                _OPEN[key] = EmbeddingCache(cache)
+            return _OPEN[key]
+    raise TypeError(
+        "cache must be None, a directory path or an EmbeddingCache, got "
+        f"{type(cache).__name__}"
+    )
+
+
+_OPEN = {}
+_OPEN_LOCK = threading.Lock()
+
+
+# -- keys -----------------------------------------------------------------------
+
+
+def encoder_key(**settings):
+    """The key of an encoder: its settings as canonical JSON.
+
+    Pass everything that changes the encoder's output: the architecture or
+    model name, a digest of the weights (:func:`state_dict_digest`), the image
+    size, the normalisation, the text's maximum length, pooling, the output
+    dtype. Two encoders share cached rows exactly when their keys are equal,
+    so a setting left out means stale vectors when it changes.
+
+    Parameters
+    ----------
+    **settings
+        JSON-able values: str, int, float, bool, None, lists, tuples and dicts
+        of them, numpy scalars and small arrays.
+
+    Returns
+    -------
+    key : str
+        The settings as JSON with sorted keys: stable across processes and
+        runs, and readable (:meth:`EmbeddingCache.encoder_keys` lists them).
+
+    Examples
+    --------
+    >>> from skmm.cache import encoder_key
+    >>> encoder_key(model="tiny-cnn", image_size=64, weights="0f3a")
+    '{"image_size":64,"model":"tiny-cnn","weights":"0f3a"}'
+    """
+    if not settings:
+        raise ValueError("encoder_key needs at least one setting, e.g. model='name'")
+    return json.dumps(
+        {name: _jsonable(value, name) for name, value in settings.items()},
+        sort_keys=True, separators=(",", ":"),
+    )
+
+
+def _jsonable(value, name):
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.ndarray) and value.size <= 256 and value.dtype.kind in "biuf":
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, name) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{name}[{k!r}]") for k, v in value.items()}
+    raise TypeError(
+        f"encoder_key setting {name!r} is a {type(value).__name__}, which has no stable "
+        "text form; pass a name, a number or a digest (e.g. state_dict_digest(model))"
+    )
+
+
+def content_key(value, *, strings="text"):
+    """The key of one input value: a digest of its content.
+
+    Parameters
+    ----------
+    value : str, path-like, bytes, ndarray, PIL image or None
+        One cell of an image or text column.
+    strings : {"text", "path"}, default="text"
+        How a str is read: "text" keys the string itself (text columns);
+        "path" keys the bytes of the file it names (image columns), so an
+        edited file gets a new key and is embedded again, while the same photo
+        under two names is embedded once.
+
+    Returns
+    -------
+    key : str or None
+        None for a value that is not cached: a missing value, a path that is
+        not a readable file, or a type without a content digest.
+
+    Notes
+    -----
+    A file's digest is remembered within the process, by path, together with
+    its device, inode, size, modification and change times; the file is read
+    again when any of them changes. Files modified in the last two seconds are
+    not remembered, since a second edit within the file system's timestamp
+    resolution could leave those unchanged.
+
+    Examples
+    --------
+    >>> from skmm.cache import content_key
+    >>> content_key("red shirt")
+    'text:...'
+    >>> content_key("red shirt") == content_key("red shirt "), content_key(None)
+    (False, None)
+    """
+    if strings not in ("text", "path"):
+        raise ValueError(f"strings must be 'text' or 'path', got {strings!r}")
+    if isinstance(value, str):
+        if strings == "text":
+            return "text:" + _digest(value.encode("utf-8", "surrogatepass"))
+        return _file_key(value)
+    if isinstance(value, os.PathLike):
+        return _file_key(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes:" + _digest(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            return None
+        header = f"{value.dtype.str}{value.shape}".encode()
+        return "array:" + _digest(header, np.ascontiguousarray(value).tobytes())
+    image_module = sys.modules.get("PIL.Image")
+    if image_module is not None and isinstance(value, image_module.Image):
+        return "pil:" + _pil_digest(value)
+    return None  # missing values (None, NaN) and types without a content digest
+
+
+def _digest(*parts):
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
+
+
+def _pil_digest(img):
+    # read_image applies the EXIF orientation and the palette's transparency,
+    # so they are part of the content.
+    header = repr((
+        img.mode, img.size, img.info.get("transparency"), img.getexif().get(0x0112),
+    )).encode()
+    palette = img.getpalette() if img.mode in ("P", "PA") else None
+    return _digest(header, bytes(palette or []), img.tobytes())
+
+
+_FILE_DIGESTS = {}
+_FILE_DIGESTS_MAX = 1 << 20
+_RACY_NS = 2_000_000_000
+
+
+def _file_key(path):
+    path = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    known = _FILE_DIGESTS.get(path)
+    if known is not None and known[0] == signature:
+        return known[1]
+    try:
+        with open(path, "rb") as handle:
+            key = "bytes:" + hashlib.file_digest(
+                handle, lambda: hashlib.blake2b(digest_size=16)
+            ).hexdigest()
+    except OSError:
+        return None
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
+        if len(_FILE_DIGESTS) >= _FILE_DIGESTS_MAX:
+            _FILE_DIGESTS.clear()
+        _FILE_DIGESTS[path] = (signature, key)
+    return key
+
+
+def state_dict_digest(state):
+    """A digest of a model's weights, for :func:`encoder_key`.
+
+    Parameters
+    ----------
+    state : torch.nn.Module or mapping of str to tensor or ndarray
+        A module (its ``state_dict()`` is used) or a state dict.
+
+    Returns
+    -------
+    digest : str
+        32 hex characters that change when any name, dtype, shape or value
+        changes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm.cache import state_dict_digest
+    >>> state = {"weight": np.ones((2, 3), dtype=np.float32)}
+    >>> len(state_dict_digest(state))
+    32
+    >>> state_dict_digest(state) == state_dict_digest({"weight": np.zeros((2, 3))})
+    False
+    """
+    if callable(getattr(state, "state_dict", None)):
+        state = state.state_dict()
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(state):
+        value = state[name]
+        if hasattr(value, "detach"):  # a torch tensor, of any dtype (bfloat16 too)
+            import torch
+
+            tensor = value.detach().cpu().contiguous()
+            header, data = (str(tensor.dtype), tuple(tensor.shape)), (
+                tensor.reshape(-1).view(torch.uint8).numpy()
+            )
+        elif isinstance(value, (np.ndarray, np.generic, numbers.Number)):
+            array = np.ascontiguousarray(value)
+            header, data = (array.dtype.str, array.shape), array.reshape(-1).view(np.uint8)
+        else:
+            raise TypeError(
+                f"state_dict_digest: entry {name!r} is a {type(value).__name__}, not a "
+                "tensor or an array"
+            )
+        h.update(repr((name, *header)).encode())
+        h.update(data.tobytes())
+    return h.hexdigest()
+
+
+# -- the lookup-compute-store loop ---------------------------------------------------
+
+
+def cached_embed(cache, encoder_key, values, compute, *, strings="text"):
+    """Embed ``values``, computing only the rows the cache does not have.
+
+    Keys each value with :func:`content_key`, looks the distinct keys up,
+    calls ``compute`` once on the distinct values that are missing (plus the
+    values that cannot be cached), stores what it computed and returns every
+    row in input order. Each distinct value is thus computed at most once, in
+    this call and in every later one that shares the cache.
+
+    Parameters
+    ----------
+    cache : EmbeddingCache, str, path-like or None
+        Where to look rows up (see :func:`check_cache`). None computes every
+        row with one call to ``compute``.
+    encoder_key : str
+        The encoder's key, from :func:`encoder_key`.
+    values : sequence of shape (n_rows,)
+        The cells to embed.
+    compute : callable
+        ``compute(values) -> vectors`` with ``values`` a 1-D object array and
+        ``vectors`` an ndarray of shape (len(values), dim); it may be called
+        with zero values. It may return ``(vectors, valid)`` instead, with
+        ``valid`` a boolean array: the rows marked False (e.g. zero rows for
+        unreadable images with ``on_error="zero"``) are returned but not
+        stored.
+    strings : {"text", "path"}, default="text"
+        Passed to :func:`content_key`: "path" for image columns of file paths.
+
+    Returns
+    -------
+    vectors : ndarray of shape (n_rows, dim)
+        One row per value, in input order, with the dtype ``compute`` returns.
+    info : :class:`~sklearn.utils.Bunch`
+        ``n_rows``; ``n_distinct`` (distinct cacheable keys, None without a
+        cache); ``n_hits`` (distinct keys found); ``n_computed`` (rows
+        ``compute`` was given).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from skmm import EmbeddingCache
+    >>> from skmm.cache import cached_embed, encoder_key
+    >>> def lengths(values):
+    ...     return np.array([[len(v)] for v in values], dtype=np.float32)
+    >>> cache = EmbeddingCache(tempfile.mkdtemp())
+    >>> key = encoder_key(model="length")
+    >>> vectors, info = cached_embed(cache, key, ["ab", "abc", "ab"], lengths)
+    >>> vectors.ravel().tolist(), info.n_computed
+    ([2.0, 3.0, 2.0], 2)
+    >>> vectors, info = cached_embed(cache, key, ["abc", "abcd"], lengths)
+    >>> info.n_hits, info.n_computed
+    (1, 1)
+    """
+    cache = check_cache(cache)
+    values = _as_object_array(values)
+    n_rows = len(values)
+    if cache is None:
+        vectors, _ = _call_compute(compute, values)
+        return vectors, Bunch(n_rows=n_rows, n_distinct=None, n_hits=0, n_computed=n_rows)
+
+    keys = [content_key(value, strings=strings) for value in values]
+    first = {}  # distinct key -> first row holding it
+    for i, key in enumerate(keys):
+        if key is not None and key not in first:
+            first[key] = i
+    found = cache.get_many(encoder_key, first)
+    missing = [key for key in first if key not in found]
+    uncacheable = [i for i, key in enumerate(keys) if key is None]
+    todo = [first[key] for key in missing] + uncacheable
+    computed = None
+    if todo or not found:
+        computed, valid = _call_compute(compute, values[todo])
+        stored = [key if ok else None for key, ok in zip(missing, valid, strict=False)]
+        cache.put_many(encoder_key, stored, computed[: len(missing)])
+    if computed is not None:
+        dtype, dim = computed.dtype, computed.shape[1]
+    else:
+        sample = next(iter(found.values()))
+        dtype, dim = sample.dtype, sample.shape[0]
+    for vector in found.values():
+        if vector.dtype != dtype or vector.shape[0] != dim:
+            raise CacheError(
+                f"the cache holds a {vector.dtype} vector of length {vector.shape[0]} for "
+                f"encoder key {encoder_key!r}, but the encoder gives {dtype} vectors of "
+                f"length {dim}: the key misses a setting that changes the output. Put "
+                "that setting in the key, or clear(encoder_key) the stale rows"
+            )
+
+    out = np.empty((n_rows, dim), dtype=dtype)
+    row_of_key = dict(found)
+    for key, vector in zip(missing, computed if computed is not None else (), strict=False):
+        row_of_key[key] = vector
+    for i, key in enumerate(keys):
+        if key is not None:
+            out[i] = row_of_key[key]
+    if uncacheable:
+        out[uncacheable] = computed[len(missing) :]
+    return out, Bunch(
+        n_rows=n_rows, n_distinct=len(first), n_hits=len(found), n_computed=len(todo)
+    )
+
+
+def _as_object_array(values):
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == object:
+        return values
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _call_compute(compute, values):
+    result = compute(values)
+    valid = None
+    if isinstance(result, tuple) and len(result) == 2 and np.ndim(result[0]) == 2:
+        result, valid = result
+    vectors = np.asarray(result)
+    if vectors.ndim != 2 or vectors.shape[0] != len(values):
+        raise ValueError(
+            f"compute must return one row per value, a 2-D array of shape "
+            f"({len(values)}, dim); got shape {vectors.shape}"
+        )
+    if valid is None:
+        valid = np.ones(len(values), dtype=bool)
+    else:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != (len(values),):
+            raise ValueError(
+                f"compute returned a valid mask of shape {valid.shape}, expected "
+                f"({len(values)},)"
+            )
+    return vectors, valid
+
+
+def _check_str(what, key):
+    if not isinstance(key, str):
+        raise TypeError(f"{what} must be a str, got {type(key).__name__}: {key!r}")
