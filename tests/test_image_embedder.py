@@ -548,3 +548,21 @@ def test_cuda_matches_cpu_and_pickles_to_cpu(pattern, monkeypatch):
     with pytest.warns(UserWarning, match="run on the CPU"):
         again = pickle.loads(data)
     np.testing.assert_allclose(again.transform(images), cpu, rtol=1e-5, atol=1e-6)
+
+
+def test_decoding_threads_leave_the_warning_filters_alone():
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skmm._images import read_image
+
+    data = _encode(Image.new("RGB", (32, 32)), "JPEG")
+    before = list(warnings.filters)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a busy machine does
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: read_image(data), range(1500)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert warnings.filters == before
