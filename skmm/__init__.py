@@ -13,6 +13,7 @@ _LAZY = {
     "MultimodalFuser": "skmm.fusion",
     "make_fuser": "skmm.fusion",
     "ImagePixels": "skmm.image",
+    "ImageEmbedder": "skmm.image",
     "load_fashion": "skmm.datasets",
     "EmbeddingCache": "skmm.cache",
     "modality_importance": "skmm.inspection",

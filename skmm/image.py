@@ -1,5 +1,7 @@
 """Image transformers: a column of images in, a numeric feature matrix out."""
 
+import contextlib
+import os
 import warnings
 
 import numpy as np
@@ -7,6 +9,14 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._images import ImageReadError, read_image
+from ._preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    check_image_size,
+    decode_batch,
+    normalizer,
+    to_input,
+)
 from ._validation import cell_error, column_values, is_missing
 
 _ON_ERROR = ("raise", "zero")
@@ -117,3 +127,428 @@ class ImagePixels(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         tags.input_tags.string = True
         tags.requires_fit = True
         return tags
+
+
+_PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Features of each image from a convolutional network (a ResNet or your own).
+
+    Every image is read (path, bytes, PIL image or array; any mode Pillow
+    opens becomes RGB), resized to ``image_size``, normalized and passed
+    through the network; its last (or ``layer``) feature map is pooled into
+    one float32 vector per image. Images are decoded in background threads
+    while the network runs on the previous batch, so throughput is close to
+    that of the network alone, and memory stays at a few batches whatever
+    the number of rows.
+
+    Parameters
+    ----------
+    backbone : {"resnet18", "resnet34", "resnet50", "simple_cnn"} or torch.nn.Module, \
+default="resnet18"
+        The ResNets have torchvision's architecture and weight names, so
+        torchvision's weight files load unchanged; "simple_cnn" is a small,
+        fast network for small images. Your own module must map ``(N, 3, H,
+        W)`` float images to ``(N, D)`` or to an ``(N, D, h, w)`` feature map
+        (then pooled); ``fit`` works on a copy of it.
+    weights : None, "imagenet" or path, default=None
+        None: random initialisation seeded by ``random_state`` (a fast,
+        offline baseline; features are generic). "imagenet": torchvision's
+        published ImageNet weights (ResNets only), read from the torch hub
+        cache and downloaded there on first use; without internet access the
+        error says where to put the file. A path: a ``.pth``/``.pt``
+        state_dict (read with ``torch.load(weights_only=True)``, which never
+        unpickles arbitrary objects) or a ``.safetensors`` file. A ResNet's
+        ``fc`` classifier is not used, so its keys may be absent.
+    image_size : int or (int, int), default=224
+        Images are resized to this square side, or to (height, width).
+    layer : {"layer1", "layer2", "layer3", "layer4"} or None, default=None
+        Stage of a built-in backbone whose feature map is pooled; None is the
+        last. Earlier stages give lower-level, cheaper features.
+    pooling : {"avg", "max", "avgmax"}, default="avg"
+        Global pooling of the feature map; "avgmax" concatenates the average
+        and the maximum (twice the width).
+    mean, std : sequence of 3 floats or None, default=ImageNet's
+        Per-channel standardisation of the [0, 1] pixels, ``(x - mean) / std``;
+        None leaves them in [0, 1]. Keep ImageNet's for ImageNet weights.
+    batch_size : int, default=32
+        Images per forward pass. Memory grows with it; beyond 32 the CPU gains
+        little, a GPU likes 128 or more.
+    num_workers : int or None, default=None
+        Threads decoding and resizing the next batches while the network runs.
+        0 decodes in the calling thread. None: 1 on the CPU (the network uses
+        the cores), up to 8 with a GPU.
+    device : str or torch.device, default="auto"
+        "auto" is "cuda" when a GPU is available, else "cpu"; any torch device
+        ("cuda:1", "mps") is accepted.
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Autocast precision of the forward pass. "auto" is float32 on the CPU
+        and bfloat16 (float16 where unsupported) on CUDA. The output is
+        always float32.
+    on_error : {"raise", "zero"}, default="raise"
+        What to do with a cell that is missing (None/NaN) or cannot be read
+        (missing file, empty, corrupt or oversized image). "raise" stops with
+        an error naming the column, row and value; "zero" gives that row
+        all-zero features and warns with the count.
+    missing_indicator : bool, default=False
+        If True, add a last column that is 1.0 for the rows that could not be
+        read (``on_error="zero"``) and 0.0 otherwise.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random initialisation (``weights=None``); the global torch
+        random state is left untouched.
+    verbose : bool, default=False
+        Show a progress bar while embedding.
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+        The encoder, in eval mode on ``device_``: normalized ``(N, 3, H, W)``
+        images to ``(N, D)`` features.
+    device_ : torch.device
+        Where the encoder runs.
+    embedding_dim_ : int
+        Width D of the features (without the missing indicator).
+    n_features_in_ : int
+        Always 1: the transformer takes a single column.
+    feature_names_in_ : ndarray of shape (1,)
+        The column's name, when fit on a one-column DataFrame.
+
+    See Also
+    --------
+    ImagePixels : raw downscaled pixels, a network-free baseline.
+    MultimodalFuser : fuse these features with those of other columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm import ImageEmbedder
+    >>> images = [np.zeros((40, 40, 3), dtype=np.uint8), np.ones((20, 30))]
+    >>> embedder = ImageEmbedder("simple_cnn", image_size=32, random_state=0)
+    >>> embedder.fit_transform(images).shape
+    (2, 256)
+    """
+
+    def __init__(
+        self,
+        backbone="resnet18",
+        *,
+        weights=None,
+        image_size=224,
+        layer=None,
+        pooling="avg",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        batch_size=32,
+        num_workers=None,
+        device="auto",
+        precision="auto",
+        on_error="raise",
+        missing_indicator=False,
+        random_state=None,
+        verbose=False,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.image_size = image_size
+        self.layer = layer
+        self.pooling = pooling
+        self.mean = mean
+        self.std = std
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = device
+        self.precision = precision
+        self.on_error = on_error
+        self.missing_indicator = missing_indicator
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Load the network; nothing is learned from X.
+
+        Parameters
+        ----------
+        X : Series, list or array-like of shape (n_samples,)
+            A column of images (paths, bytes, PIL images or arrays).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImageEmbedder
+        """
+        import copy
+
+        import torch
+
+        from ._backbones import build_image_encoder
+
+        self._check_params()
+        _, name, _ = column_values(X)
+        self.n_features_in_ = 1
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray([name], dtype=object)
+        self.device_ = _resolve_device(self.device)
+        backbone = self.backbone
+        if isinstance(backbone, torch.nn.Module):
+            backbone = copy.deepcopy(backbone).cpu()
+        model, self.embedding_dim_ = build_image_encoder(
+            backbone, weights=self.weights, layer=self.layer, pooling=self.pooling,
+            random_state=self.random_state, image_size=self._size,
+        )
+        self.model_ = self._place(model.eval())
+        self._n_features_out = self.embedding_dim_ + bool(self.missing_indicator)
+        return self
+
+    def transform(self, X):
+        """Embed each image.
+
+        Parameters
+        ----------
+        X : Series, list or array-like of shape (n_samples,)
+            A column of images (paths, bytes, PIL images or arrays).
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, embedding_dim_ (+ 1))
+            float32 features, one row per image (all-zero for unreadable
+            images with ``on_error="zero"``, plus the 0/1 missing indicator
+            column when ``missing_indicator=True``).
+        """
+        check_is_fitted(self)
+        import torch
+
+        values, column, rows = column_values(X)
+        fix = "pass on_error='zero' to embed such rows as zeros"
+        if self.on_error == "raise":
+            _check_cells_fast(values, column, rows, fix)
+        out = np.zeros((len(values), self._n_features_out), dtype=np.float32)
+        failed = []
+        device = self.device_
+        amp_dtype = _amp_dtype(self.precision, device)
+        scale, shift = self._normalizer
+        with torch.inference_mode(), _progress(len(values), self.verbose) as progress:
+            for start, pixels, failures in self._batches(values):
+                if failures and self.on_error == "raise":
+                    i, cause = failures[0]
+                    raise ValueError(
+                        cell_error(column, rows[start + i], values[start + i], cause, fix)
+                    )
+                stop = start + len(pixels)
+                if len(failures) < len(pixels):
+                    x = to_input(
+                        pixels, scale, shift, device=device,
+                        channels_last=self._channels_last, non_blocking=device.type == "cuda",
+                    )
+                    with torch.autocast(
+                        device.type, dtype=amp_dtype, enabled=amp_dtype is not None
+                    ):
+                        features = self.model_(x)
+                    out[start:stop, : self.embedding_dim_] = (
+                        features.float().cpu().numpy()
+                    )
+                for i, _ in failures:
+                    out[start + i, : self.embedding_dim_] = 0.0
+                    failed.append(start + i)
+                progress.update(len(pixels))
+        if failed:
+            warnings.warn(
+                f"{type(self).__name__}: {len(failed)} of {len(values)} rows of column "
+                f"{column!r} could not be read and were embedded as zeros (first: row "
+                f"{rows[failed[0]]!r}).",
+                UserWarning,
+            )
+            if self.missing_indicator:
+                out[failed, -1] = 1.0
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        return tags
+
+    # A model fitted on a GPU is pickled from CPU memory and goes back to the
+    # GPU on load when there is one, so the pickle opens on any machine.
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        model = state.get("model_")
+        if model is not None and self.device_.type != "cpu":
+            import copy
+
+            state["model_"] = copy.deepcopy(model).cpu()
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "model_" in state and self.device_.type != "cpu":
+            if not _device_available(self.device_):
+                warnings.warn(
+                    f"{type(self).__name__} was fitted on {self.device_}, which this "
+                    "machine does not have; it will run on the CPU.",
+                    UserWarning,
+                )
+                self.device_ = _torch_device("cpu")
+            self.model_ = self._place(self.model_)
+
+    # -- helpers -----------------------------------------------------------
+
+    def _check_params(self):
+        if self.on_error not in _ON_ERROR:
+            raise ValueError(f"on_error must be one of {_ON_ERROR}, got {self.on_error!r}")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {_PRECISIONS}, got {self.precision!r}"
+            )
+        if not (
+            isinstance(self.batch_size, (int, np.integer)) and not isinstance(self.batch_size, bool)
+            and self.batch_size >= 1
+        ):
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if self.num_workers is not None and not (
+            isinstance(self.num_workers, (int, np.integer)) and self.num_workers >= 0
+        ):
+            raise ValueError(
+                f"num_workers must be None or an int >= 0, got {self.num_workers!r}"
+            )
+        check_image_size(self.image_size)
+        normalizer(self.mean, self.std)
+
+    @property
+    def _size(self):
+        return check_image_size(self.image_size)
+
+    @property
+    def _normalizer(self):
+        return normalizer(self.mean, self.std)
+
+    @property
+    def _channels_last(self):
+        return self.device_.type == "cuda" or _CPU_CHANNELS_LAST
+
+    def _place(self, model):
+        import torch
+
+        model = model.to(self.device_)
+        if self._channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def _batches(self, values):
+        """Yield ``(start, pixels, failures)`` per batch, decoded ahead in threads."""
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        size = self._size
+        pin = self.device_.type == "cuda"
+        starts = range(0, len(values), self.batch_size)
+
+        def decode(start):
+            pixels, failures = decode_batch(values[start : start + self.batch_size], size)
+            if pin:
+                import torch
+
+                pixels = torch.from_numpy(pixels).pin_memory()
+            return start, pixels, failures
+
+        workers = self.num_workers
+        if workers is None:
+            workers = 1 if self.device_.type == "cpu" else min(8, os.cpu_count() or 1)
+        if workers == 0:
+            yield from map(decode, starts)
+            return
+        # at most workers + 1 batches decoded ahead: memory stays bounded
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="skmm-decode")
+        try:
+            pending = deque()
+            todo = iter(starts)
+            for start in todo:
+                pending.append(pool.submit(decode, start))
+                if len(pending) > workers:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                start = next(todo, None)
+                if start is not None:
+                    pending.append(pool.submit(decode, start))
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+# channels-last convolutions measured faster on the CPU too (oneDNN)
+_CPU_CHANNELS_LAST = True
+
+
+def _torch_device(spec):
+    import torch
+
+    return torch.device(spec)
+
+
+def _resolve_device(device):
+    import torch
+
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device must be 'auto' or a torch device such as 'cpu' or 'cuda', got "
+            f"{device!r}"
+        ) from None
+    if not _device_available(resolved):
+        raise ValueError(
+            f"device={device!r} is not available on this machine; use device='auto' "
+            "to take a GPU when there is one, else the CPU"
+        )
+    return resolved
+
+
+def _device_available(device):
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (
+            device.index is None or device.index < torch.cuda.device_count()
+        )
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    return True
+
+
+def _amp_dtype(precision, device):
+    import torch
+
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None if precision == "float32" else getattr(torch, precision)
+
+
+def _check_cells_fast(values, column, rows, fix):
+    """Fail in milliseconds, not after minutes of embedding, on missing cells and files."""
+    for i, value in enumerate(values):
+        if is_missing(value):
+            raise ValueError(cell_error(column, rows[i], value, "missing value", fix))
+        if isinstance(value, (str, os.PathLike)) and not os.path.exists(value):
+            raise ValueError(cell_error(column, rows[i], value, "file not found", fix))
+
+
+def _progress(total, verbose):
+    if verbose:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc="ImageEmbedder", unit="img")
+    return contextlib.nullcontext(_NoProgress())
+
+
+
+class _NoProgress:
+    def update(self, n):
+        pass

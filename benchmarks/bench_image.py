@@ -1,0 +1,254 @@
+"""ImageEmbedder throughput and memory on the fashion catalogue's JPEG photos.
+
+Prints, in one run and on the same network (resnet18, 224 px by default):
+
+- forward only: the network alone on images decoded and normalized beforehand
+  (the ceiling for any pipeline);
+- end to end: ``ImageEmbedder.transform`` on the file paths (decoding and
+  resizing in threads while the network runs);
+- per-image loop: open, resize, normalize and forward one image at a time;
+- the ratios end-to-end / forward-only (target >= 0.8) and end-to-end /
+  per-image (target >= 1.0 on a CPU, >= 5 on a GPU);
+- peak memory while embedding, above the fitted model's own footprint,
+  measured in a fresh process.
+
+Run: python benchmarks/bench_image.py [--n-images 512] [--memory-images all]
+The photos are read from ../shared/data/fashion (or --data); timings are
+noisy when other processes share the CPU.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion"
+if not DEFAULT_DATA.exists():
+    DEFAULT_DATA = Path("/work/shared/data/fashion")
+
+
+def image_paths(data, n):
+    import pandas as pd
+
+    frame = pd.read_csv(Path(data) / "fashion.csv")
+    paths = [str(Path(data) / p) for p in frame["image"]]
+    if n is not None and n < len(paths):
+        rng = np.random.default_rng(0)
+        paths = [paths[i] for i in np.sort(rng.choice(len(paths), n, replace=False))]
+    return paths
+
+
+def make_embedder(args):
+    from skmm import ImageEmbedder
+
+    return ImageEmbedder(
+        args.backbone, image_size=args.image_size, batch_size=args.batch_size,
+        num_workers=args.num_workers, device=args.device, random_state=0,
+    )
+
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss():
+    """Reset the kernel's peak-RSS counter (VmHWM); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(args):
+    """In a fresh process: RSS before/after fit, and the peak while embedding."""
+    import torch  # noqa: F401  (counted in the baseline, not in the model)
+
+    paths = image_paths(args.data, args.memory_images)
+    before_model = rss_mb()
+    embedder = make_embedder(args).fit(paths[:1])
+    after_fit = rss_mb()
+    exact = reset_peak_rss()
+    start = time.perf_counter()
+    out = embedder.transform(paths)
+    seconds = time.perf_counter() - start
+    print(json.dumps({
+        "n": len(paths), "model_mb": after_fit - before_model, "after_fit_mb": after_fit,
+        "peak_mb": peak_rss_mb(), "exact": exact, "output_mb": out.nbytes / 2**20,
+        "seconds": seconds,
+    }))
+
+
+def synchronize(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def forward_only(embedder, paths):
+    """The network alone, on inputs decoded and normalized beforehand."""
+    import torch
+
+    from skmm._preprocess import decode_batch, normalizer, to_input
+
+    size = embedder._size
+    scale, shift = normalizer(embedder.mean, embedder.std)
+    device = embedder.device_
+    pixels, _ = decode_batch(np.asarray(paths, dtype=object), size)
+    bs = embedder.batch_size
+    batches = [
+        to_input(pixels[i : i + bs], scale, shift, device=device,
+                 channels_last=embedder._channels_last)
+        for i in range(0, len(pixels), bs)
+    ]
+    amp = _amp(embedder)
+    with torch.inference_mode(), amp:
+        embedder.model_(batches[0])  # warm-up
+        synchronize(device)
+        start = time.perf_counter()
+        for batch in batches:
+            embedder.model_(batch).float().cpu()
+        synchronize(device)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def _amp(embedder):
+    import torch
+
+    from skmm.image import _amp_dtype
+
+    dtype = _amp_dtype(embedder.precision, embedder.device_)
+    return torch.autocast(embedder.device_.type, dtype=dtype, enabled=dtype is not None)
+
+
+def end_to_end(embedder, paths):
+    embedder.transform(paths[: embedder.batch_size])  # warm-up
+    start = time.perf_counter()
+    out = embedder.transform(paths)
+    seconds = time.perf_counter() - start
+    assert out.shape[0] == len(paths)
+    return len(paths) / seconds
+
+
+def per_image_loop(embedder, paths):
+    """What one writes first: open, resize, normalize, forward, one at a time."""
+    import torch
+    from PIL import Image
+
+    height, width = embedder._size
+    device = embedder.device_
+    mean = torch.tensor(embedder.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(embedder.std, device=device).view(1, 3, 1, 1)
+    model = embedder.model_
+    amp = _amp(embedder)
+
+    def one(path):
+        with Image.open(path) as img:
+            img = img.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+        x = torch.from_numpy(np.asarray(img)).to(device).permute(2, 0, 1)[None].float()
+        return model((x / 255.0 - mean) / std).float().cpu()
+
+    with torch.inference_mode(), amp:
+        one(paths[0])  # warm-up
+        start = time.perf_counter()
+        for path in paths:
+            one(path)
+        synchronize(device)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--n-images", type=int, default=512)
+    parser.add_argument("--memory-images", default=None,
+                        help="images for the memory figure: a number or 'all' (9,583); "
+                             "default: --n-images")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the three timings; the best of each is kept")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_images in (None, ""):
+        args.memory_images = args.n_images
+    elif args.memory_images == "all":
+        args.memory_images = None
+    else:
+        args.memory_images = int(args.memory_images)
+    if args.memory_child:
+        memory_child(args)
+        return
+
+    import torch
+
+    paths = image_paths(args.data, args.n_images)
+    embedder = make_embedder(args).fit(paths[:1])
+    device = embedder.device_
+    print(
+        f"{args.backbone} at {args.image_size} px, batch {args.batch_size}, "
+        f"{len(paths)} JPEGs from {args.data}, device {device}, torch threads "
+        f"{torch.get_num_threads()}, {os.cpu_count()} CPUs"
+    )
+    rates = {"forward": 0.0, "e2e": 0.0, "loop": 0.0}
+    for _ in range(args.repeat):
+        rates["forward"] = max(rates["forward"], forward_only(embedder, paths))
+        rates["e2e"] = max(rates["e2e"], end_to_end(embedder, paths))
+        rates["loop"] = max(rates["loop"], per_image_loop(embedder, paths))
+    print(f"  forward only (pre-decoded tensors): {rates['forward']:8.1f} images/s")
+    print(f"  end to end (ImageEmbedder):         {rates['e2e']:8.1f} images/s")
+    print(f"  per-image loop:                     {rates['loop']:8.1f} images/s")
+    loop_target = 5.0 if device.type == "cuda" else 1.0
+    fwd_ratio = rates["e2e"] / rates["forward"]
+    loop_ratio = rates["e2e"] / rates["loop"]
+    print(f"  end to end / forward only: {fwd_ratio:5.2f}  (target >= 0.8: "
+          f"{'met' if fwd_ratio >= 0.8 else 'NOT met'})")
+    print(f"  end to end / per-image:    {loop_ratio:5.2f}  (target >= {loop_target:g}: "
+          f"{'met' if loop_ratio >= loop_target else 'NOT met'})")
+
+    child = subprocess.run(
+        [sys.executable, __file__, "--memory-child", "--data", args.data,
+         "--memory-images", "all" if args.memory_images is None else str(args.memory_images),
+         "--backbone", args.backbone, "--image-size", str(args.image_size),
+         "--batch-size", str(args.batch_size), "--device", args.device]
+        + ([] if args.num_workers is None else ["--num-workers", str(args.num_workers)]),
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])},
+    )
+    mem = json.loads(child.stdout.strip().splitlines()[-1])
+    above = mem["peak_mb"] - mem["after_fit_mb"]
+    print(
+        f"  memory, embedding {mem['n']} images in a fresh process "
+        f"({mem['n'] / mem['seconds']:.1f} images/s): model {mem['model_mb']:.0f} MB; "
+        f"peak RSS {above:.0f} MB above the fitted model (of which output "
+        f"{mem['output_mb']:.0f} MB)" + ("" if mem["exact"] else " [peak since start]")
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,568 @@
+import io
+import pickle
+import urllib.error
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from torch import nn
+
+from skmm import ImageEmbedder, MultimodalFuser, load_fashion
+from skmm._backbones import (
+    WeightsError,
+    build_image_encoder,
+    imagenet_file,
+    resnet18,
+    resnet34,
+    resnet50,
+)
+from skmm._preprocess import IMAGENET_MEAN, IMAGENET_STD, load_image
+
+
+def _embedder(**params):
+    params = {"backbone": "simple_cnn", "image_size": 16, "random_state": 0, **params}
+    return ImageEmbedder(**params)
+
+
+def _encode(img, fmt="PNG", **kwargs):
+    buffer = io.BytesIO()
+    img.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def pattern():
+    """A 24x16 RGB image with structure (so a wrong orientation or channel shows)."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(16, 24, 3), dtype=np.uint8)
+    pixels[:, :8] = (250, 10, 10)
+    return Image.fromarray(pixels)
+
+
+@pytest.fixture
+def pattern_png(tmp_path, pattern):
+    path = tmp_path / "pattern.png"
+    pattern.save(path)
+    return path
+
+
+def _normalized(img, size):
+    """The encoder input for one image, computed independently of skmm."""
+    img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    x = torch.tensor(np.asarray(img), dtype=torch.float32).permute(2, 0, 1) / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+# -- inputs ---------------------------------------------------------------------
+
+
+def test_every_input_kind_gives_the_same_features(pattern_png, pattern):
+    values = [
+        str(pattern_png), pattern_png, pattern_png.read_bytes(), pattern,
+        np.asarray(pattern), np.asarray(pattern, dtype=np.float32) / 255.0,
+    ]
+    out = _embedder().fit_transform(pd.Series(values, name="photo", dtype=object))
+    assert out.shape == (6, 256) and out.dtype == np.float32
+    assert np.abs(out[0]).sum() > 0
+    for row in out[1:]:
+        np.testing.assert_allclose(row, out[0], rtol=1e-5, atol=1e-6)
+
+
+def test_list_array_frame_and_2d_column_inputs(pattern_png):
+    frame = pd.DataFrame({"photo": [str(pattern_png)] * 2})
+    embedder = _embedder().fit(frame)
+    assert list(embedder.feature_names_in_) == ["photo"] and embedder.n_features_in_ == 1
+    expected = embedder.transform(frame)
+    for X in ([str(pattern_png)] * 2, np.array([str(pattern_png)] * 2, dtype=object),
+              np.array([[str(pattern_png)]] * 2, dtype=object), frame["photo"]):
+        np.testing.assert_array_equal(embedder.transform(X), expected)
+    with pytest.raises(ValueError, match="single column"):
+        embedder.transform(pd.DataFrame({"a": [1], "b": [2]}))
+
+
+def _white_composite(rgba):
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def test_image_modes_embed_as_their_rgb_image(pattern):
+    rgba = pattern.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(pattern.size))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees
+    rotated_jpeg = _encode(pattern, "JPEG", exif=exif.tobytes(), quality=95)
+    gray16 = Image.fromarray(np.full((10, 12), 65535, dtype=np.uint16))
+    cases = {  # value -> the RGB image a viewer would show
+        "L": (_encode(pattern.convert("L")), pattern.convert("L").convert("RGB")),
+        "P": (_encode(pattern.convert("P")), pattern.convert("P").convert("RGB")),
+        "RGBA": (_encode(rgba), _white_composite(rgba)),
+        "LA": (_encode(rgba.convert("LA")), _white_composite(rgba.convert("LA").convert("RGBA"))),
+        "1": (_encode(pattern.convert("1")), pattern.convert("1").convert("RGB")),
+        "CMYK": (_encode(pattern.convert("CMYK"), "TIFF"), pattern.convert("CMYK").convert("RGB")),
+        "I;16": (gray16, Image.new("RGB", (12, 10), (255, 255, 255))),
+        "EXIF": (
+            rotated_jpeg,
+            Image.open(io.BytesIO(rotated_jpeg)).convert("RGB").transpose(Image.Transpose.ROTATE_270),
+        ),
+    }
+    embedder = _embedder().fit([None])
+    got = embedder.transform([value for value, _ in cases.values()])
+    expected = embedder.transform([np.asarray(rgb) for _, rgb in cases.values()])
+    for row, mode in enumerate(cases):
+        np.testing.assert_allclose(got[row], expected[row], rtol=1e-4, atol=1e-5, err_msg=mode)
+    # the rotation matters: the unrotated image embeds differently
+    unrotated = np.asarray(Image.open(io.BytesIO(rotated_jpeg)).convert("RGB"))
+    assert not np.allclose(embedder.transform([unrotated])[0], got[-1], atol=1e-3)
+
+
+def test_large_jpeg_decoded_at_reduced_scale_matches_full_decode():
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
+    big = Image.fromarray(small).resize((1600, 1200), Image.Resampling.BICUBIC)
+    data = _encode(big, "JPEG", quality=95)
+    fast = np.asarray(load_image(data, (60, 80)), dtype=np.float32)
+    full = Image.open(io.BytesIO(data)).convert("RGB").resize((80, 60), Image.Resampling.BILINEAR)
+    assert fast.shape == (60, 80, 3)
+    assert np.abs(fast - np.asarray(full, dtype=np.float32)).mean() < 3.0
+
+
+def test_rows_keep_their_order_across_batches_and_workers(pattern):
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8) for _ in range(7)]
+    reference = _embedder(batch_size=7, num_workers=0).fit_transform(images)
+    assert not np.allclose(reference[0], reference[1])
+    for batch_size, workers in ((1, 0), (3, 1), (2, 3)):
+        out = _embedder(batch_size=batch_size, num_workers=workers).fit_transform(images)
+        np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_empty_column():
+    embedder = _embedder().fit([np.zeros((4, 4))])
+    assert embedder.transform([]).shape == (0, 256)
+
+
+# -- bad input ------------------------------------------------------------------
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "cut.jpg"
+    data = _encode(Image.new("RGB", (64, 64), (1, 2, 3)), "JPEG")
+    truncated.write_bytes(data[: len(data) // 2])
+    return {"empty": empty, "truncated": truncated, "missing": tmp_path / "nope.jpg"}
+
+
+@pytest.mark.parametrize("kind, cause", [
+    ("missing", "file not found"),
+    ("empty", "file is empty"),
+    ("truncated", "truncated|corrupt"),
+    ("bytes", "not an image file Pillow can identify"),
+    ("zero bytes", "empty bytes"),
+    ("number", "cannot read an image from a float"),
+    ("dict", "cannot read an image from a dict"),
+    ("bad array", "an image array must be H x W"),
+    ("None", "missing value"),
+    ("NaN", "missing value"),
+    ("pd.NA", "missing value"),
+])
+def test_bad_cells_name_column_row_value_cause_and_fix(kind, cause, bad_files):
+    value = {
+        "missing": str(bad_files["missing"]), "empty": bad_files["empty"],
+        "truncated": str(bad_files["truncated"]), "bytes": b"definitely not an image",
+        "zero bytes": b"", "number": 12.5, "dict": {"a": 1}, "bad array": np.zeros((3, 3, 2)),
+        "None": None, "NaN": float("nan"), "pd.NA": pd.NA,
+    }[kind]
+    X = pd.Series([np.zeros((4, 4), dtype=np.uint8)] * 3 + [value], index=[10, 11, 12, 13],
+                  name="photo", dtype=object)
+    with pytest.raises(ValueError, match=rf"column 'photo', row 13: ({cause}).*on_error='zero'"):
+        _embedder(batch_size=2).fit(X).transform(X)
+
+
+def test_decompression_bomb_is_refused(monkeypatch):
+    big = _encode(Image.new("L", (300, 300)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    with pytest.raises(ValueError, match="row 1: image too large.*on_error='zero'"):
+        _embedder().fit_transform([np.zeros((4, 4)), big])
+    with pytest.warns(UserWarning, match="1 of 2 rows"):
+        out = _embedder(on_error="zero").fit_transform([np.zeros((4, 4)), big])
+    assert np.all(out[1] == 0) and np.any(out[0] != 0)
+
+
+def test_on_error_zero_keeps_every_row_warns_and_flags(pattern_png, bad_files):
+    X = pd.Series(
+        [str(pattern_png), str(bad_files["missing"]), None, bad_files["truncated"],
+         float("nan"), pattern_png.read_bytes(), bad_files["empty"]],
+        index=list("abcdefg"), name="photo",
+    )
+    embedder = _embedder(on_error="zero", missing_indicator=True, batch_size=2)
+    with pytest.warns(UserWarning, match=r"5 of 7 rows of column 'photo'.*first: row 'b'"):
+        out = embedder.fit_transform(X)
+    assert out.shape == (7, 257)
+    np.testing.assert_array_equal(out[:, -1], [0, 1, 1, 1, 1, 0, 1])
+    assert np.all(out[[1, 2, 3, 4, 6], :-1] == 0)
+    np.testing.assert_allclose(out[5], out[0], rtol=1e-5, atol=1e-6)
+    assert np.any(out[0, :-1] != 0)
+    names = embedder.get_feature_names_out()
+    assert len(names) == 257 and names[0] == "imageembedder0" and names[-1] == "imageembedder256"
+    # without the indicator: same features, one column fewer
+    with pytest.warns(UserWarning):
+        plain = _embedder(on_error="zero", batch_size=2).fit_transform(X)
+    np.testing.assert_allclose(plain, out[:, :-1], rtol=1e-5, atol=1e-6)
+
+
+def test_all_rows_unreadable_with_on_error_zero():
+    with pytest.warns(UserWarning, match="3 of 3 rows"):
+        out = _embedder(on_error="zero", batch_size=2).fit_transform([None, "x.png", b""])
+    assert out.shape == (3, 256) and not out.any()
+
+
+# -- backbones, layers, pooling -----------------------------------------------------
+
+
+@pytest.mark.parametrize("factory, n_params, n_keys", [
+    (resnet18, 11_689_512, 122), (resnet34, 21_797_672, 218), (resnet50, 25_557_032, 320),
+])
+def test_resnets_have_torchvisions_architecture_and_key_names(factory, n_params, n_keys):
+    net = factory()
+    state = net.state_dict()
+    assert sum(p.numel() for p in net.parameters()) == n_params  # torchvision's figures
+    assert len(state) == n_keys
+    for key in ("conv1.weight", "bn1.running_var", "layer1.0.conv1.weight",
+                "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_mean",
+                "layer4.1.bn2.num_batches_tracked", "fc.weight", "fc.bias"):
+        assert key in state
+    assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("layer, width", [
+    ("layer1", 64), ("layer2", 128), ("layer3", 256), ("layer4", 512), (None, 512),
+])
+def test_layer_picks_a_resnet_stage(layer, width):
+    embedder = ImageEmbedder(image_size=32, layer=layer, random_state=0)
+    out = embedder.fit_transform([np.zeros((8, 8, 3), dtype=np.uint8)])
+    assert out.shape == (1, width) == (1, embedder.embedding_dim_)
+    kept = [name for name in ("layer1", "layer2", "layer3", "layer4")
+            if getattr(embedder.model_.body, name) is not None]
+    assert kept[-1] == (layer or "layer4")  # later stages are dropped, not run
+
+
+def test_resnet50_and_simple_cnn_widths():
+    image = [np.zeros((8, 8, 3), dtype=np.uint8)]
+    assert ImageEmbedder("resnet50", image_size=32, layer="layer2").fit_transform(image).shape \
+        == (1, 512)
+    assert _embedder(layer="layer2").fit_transform(image).shape == (1, 64)
+
+
+def test_pooling(pattern):
+    avg = _embedder(pooling="avg", image_size=48).fit_transform([pattern])
+    mx = _embedder(pooling="max", image_size=48).fit_transform([pattern])
+    both = _embedder(pooling="avgmax", image_size=48).fit_transform([pattern])
+    assert both.shape == (1, 512)
+    np.testing.assert_allclose(both[:, :256], avg, rtol=1e-5)
+    np.testing.assert_allclose(both[:, 256:], mx, rtol=1e-5)
+    assert np.all(mx >= avg - 1e-6) and not np.allclose(mx, avg)
+
+
+def test_features_are_the_networks_own(pattern):
+    embedder = ImageEmbedder(image_size=32, random_state=3).fit([pattern])
+    body = embedder.model_.body
+    with torch.inference_mode():
+        expected = body.forward_features(_normalized(pattern, 32)).mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(embedder.transform([pattern]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mean_std_and_image_size_are_used(pattern):
+    embedder = _embedder(mean=None, std=None, image_size=(12, 20)).fit([pattern])
+    img = pattern.resize((20, 12), Image.Resampling.BILINEAR)
+    x = torch.tensor(np.asarray(img), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+    with torch.inference_mode():
+        expected = embedder.model_(x).numpy()
+    np.testing.assert_allclose(embedder.transform([pattern]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_user_module_feature_map_or_vector(pattern):
+    conv = nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU())
+    flat = nn.Sequential(nn.Conv2d(3, 7, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    conv.train()
+    embedder = ImageEmbedder(conv, image_size=16, pooling="max").fit([pattern])
+    assert embedder.transform([pattern]).shape == (1, 5)
+    assert conv.training and embedder.model_.body is not conv  # yours is left alone
+    assert ImageEmbedder(flat, image_size=16).fit_transform([pattern]).shape == (1, 7)
+    with pytest.raises(ValueError, match="layer= selects a stage"):
+        ImageEmbedder(conv, layer="layer2").fit([pattern])
+    with pytest.raises(ValueError, match=r"\(N, D\) features or an \(N, D, h, w\)"):
+        ImageEmbedder(nn.Flatten(start_dim=2), image_size=8).fit([pattern])
+    with pytest.raises(ValueError, match="failed on a"):
+        ImageEmbedder(nn.Linear(3, 2), image_size=8).fit([pattern])
+
+
+def test_random_state_seeds_the_network_not_the_global_rng(pattern):
+    before = torch.random.get_rng_state()
+    first = _embedder(random_state=5).fit_transform([pattern])
+    assert torch.equal(torch.random.get_rng_state(), before)
+    np.testing.assert_array_equal(_embedder(random_state=5).fit_transform([pattern]), first)
+    assert not np.allclose(_embedder(random_state=6).fit_transform([pattern]), first)
+
+
+def test_bfloat16_precision_on_cpu_is_close_to_float32(pattern):
+    full = _embedder().fit_transform([pattern])
+    half = _embedder(precision="bfloat16").fit_transform([pattern])
+    assert half.dtype == np.float32
+    np.testing.assert_allclose(half, full, rtol=0.1, atol=0.05 * np.abs(full).max())
+
+
+# -- weights ----------------------------------------------------------------------
+
+
+def _trained_looking_resnet18(seed=0, num_classes=1000):
+    """A resnet18 with non-trivial batch-norm statistics, as a trained one has."""
+    torch.manual_seed(seed)
+    net = resnet18(num_classes)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def _expected_features(net, img, size):
+    with torch.inference_mode():
+        return net.forward_features(_normalized(img, size)).mean(dim=(2, 3)).numpy()
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_weights_from_a_torchvision_format_file(tmp_path, pattern, suffix):
+    net = _trained_looking_resnet18(num_classes=10)  # any classifier size: fc is unused
+    path = tmp_path / f"resnet18{suffix}"
+    if suffix == ".pth":
+        torch.save(net.state_dict(), path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file(net.state_dict(), str(path))
+    embedder = ImageEmbedder(weights=str(path), image_size=32, random_state=123)
+    out = embedder.fit_transform([pattern])
+    np.testing.assert_allclose(out, _expected_features(net, pattern, 32), rtol=1e-4, atol=1e-5)
+    # and the same again from a pathlib.Path, with another seed (no effect)
+    again = ImageEmbedder(weights=path, image_size=32, random_state=7).fit_transform([pattern])
+    np.testing.assert_array_equal(again, out)
+
+
+def test_checkpoint_wrappers_and_dataparallel_prefix(tmp_path, pattern):
+    net = _trained_looking_resnet18()
+    path = tmp_path / "checkpoint.pt"
+    state = {f"module.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state, "epoch": 3}, path)
+    out = ImageEmbedder(weights=path, image_size=32).fit_transform([pattern])
+    np.testing.assert_allclose(out, _expected_features(net, pattern, 32), rtol=1e-4, atol=1e-5)
+
+
+def test_weights_that_do_not_fit_name_the_keys(tmp_path):
+    path = tmp_path / "r18.pth"
+    torch.save(resnet18().state_dict(), path)
+    with pytest.raises(WeightsError, match=r"missing keys \(\d+\): \['layer1.2.conv1.weight'"):
+        ImageEmbedder("resnet34", weights=path).fit([None])
+    with pytest.raises(WeightsError, match=r"unexpected keys \(\d+\): \['conv1.weight'"):
+        _embedder(weights=path).fit([None])
+    state = resnet18().state_dict()
+    state["layer1.0.conv1.weight"] = torch.zeros(64, 64, 1, 1)
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"layer1.0.conv1.weight: file \(64, 64, 1, 1\) vs "
+                                           r"network \(64, 64, 3, 3\)"):
+        ImageEmbedder(weights=path).fit([None])
+
+
+class _NotTensors:
+    pass
+
+
+def test_weights_are_never_unpickled_as_arbitrary_objects(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": _NotTensors()}, path)
+    with pytest.raises(WeightsError, match="weights_only=True"):
+        ImageEmbedder(weights=path).fit([None])
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(WeightsError, match="does not hold a state_dict"):
+        ImageEmbedder(weights=tmp_path / "list.pth").fit([None])
+    with pytest.raises(WeightsError, match="not found"):
+        ImageEmbedder(weights=tmp_path / "absent.pth").fit([None])
+    with pytest.raises(ValueError, match="weights must be None, 'imagenet' or the path"):
+        ImageEmbedder(weights=3).fit([None])
+
+
+def test_imagenet_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch, pattern):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    url, path = imagenet_file("resnet18")
+    assert path.startswith(str(tmp_path)) and path.endswith("resnet18-f37072fd.pth")
+    assert url == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsError) as info:
+        ImageEmbedder(weights="imagenet").fit([None])
+    assert path in str(info.value) and url in str(info.value)
+
+    net = _trained_looking_resnet18()
+    torch.save(net.state_dict(), path)
+    out = ImageEmbedder(weights="imagenet", image_size=32).fit_transform([pattern])
+    np.testing.assert_allclose(out, _expected_features(net, pattern, 32), rtol=1e-4, atol=1e-5)
+    with pytest.raises(WeightsError, match="no published ImageNet weights for 'simple_cnn'"):
+        _embedder(weights="imagenet").fit([None])
+
+
+def test_build_image_encoder_trains_with_gradients():
+    encoder, width = build_image_encoder("simple_cnn", random_state=0)
+    encoder.train()
+    x = torch.randn(4, 3, 32, 32)
+    loss = encoder(x).pow(2).mean()
+    loss.backward()
+    assert width == 256
+    assert all(p.grad is not None for p in encoder.parameters())
+
+
+# -- scikit-learn behaviour ---------------------------------------------------------
+
+
+def test_sklearn_contract(pattern_png):
+    embedder = _embedder(on_error="zero")
+    assert clone(embedder).get_params() == embedder.get_params()
+    assert embedder.set_params(image_size=8).image_size == 8
+    with pytest.raises(NotFittedError):
+        embedder.transform([str(pattern_png)])
+    assert embedder.fit([str(pattern_png)]) is embedder
+    assert not hasattr(clone(embedder), "model_")
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"on_error": "skip"}, "on_error"),
+    ({"precision": "half"}, "precision"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"num_workers": -1}, "num_workers"),
+    ({"image_size": 0}, "image_size"),
+    ({"image_size": (3, 4, 5)}, "image_size"),
+    ({"std": (1, 0, 1)}, "std > 0"),
+    ({"pooling": "sum"}, "pooling"),
+    ({"layer": "layer9"}, "layer"),
+    ({"backbone": "resnet99"}, "backbone"),
+    ({"device": "tpu-please"}, "device"),
+])
+def test_bad_parameters_fail_in_fit(params, match):
+    embedder = _embedder(**params)  # __init__ accepts anything
+    with pytest.raises(ValueError, match=match):
+        embedder.fit([None])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_named():
+    with pytest.raises(ValueError, match="device='cuda' is not available.*device='auto'"):
+        _embedder(device="cuda").fit([None])
+
+
+def test_pickle_and_clone_give_identical_features(pattern_png):
+    X = [str(pattern_png), pattern_png.read_bytes()]
+    embedder = ImageEmbedder(image_size=32, random_state=0, layer="layer3").fit(X)
+    expected = embedder.transform(X)
+    again = pickle.loads(pickle.dumps(embedder))
+    np.testing.assert_array_equal(again.transform(X), expected)
+    np.testing.assert_array_equal(clone(embedder).fit(X).transform(X), expected)
+
+
+def test_pickle_from_a_gpu_opens_on_a_cpu_only_machine(pattern):
+    embedder = _embedder().fit([pattern])
+    expected = embedder.transform([pattern])
+    embedder.device_ = torch.device("cuda")  # as if fitted on a GPU
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    data = pickle.dumps(embedder)
+    with pytest.warns(UserWarning, match="fitted on cuda.*run on the CPU"):
+        again = pickle.loads(data)
+    assert again.device_.type == "cpu"
+    np.testing.assert_array_equal(again.transform([pattern]), expected)
+
+
+def test_feature_names_and_set_output(pattern_png):
+    embedder = _embedder(layer="layer1").fit([str(pattern_png)])
+    names = embedder.get_feature_names_out()
+    assert list(names) == [f"imageembedder{i}" for i in range(32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder.set_output(transform="pandas")
+        out = embedder.transform(pd.Series([str(pattern_png)] * 2, index=[7, 9]))
+    assert list(out.index) == [7, 9] and list(out.columns) == list(names)
+
+
+def test_verbose_shows_a_progress_bar(capsys):
+    _embedder(verbose=True).fit_transform([np.zeros((4, 4))] * 3)
+    assert "ImageEmbedder" in capsys.readouterr().err
+
+
+def test_inside_multimodal_fuser_and_grid_search():
+    X, y = load_fashion(target="masterCategory", return_X_y=True)
+    X, y = X[:60], y[:60]
+    model = Pipeline([
+        ("fuser", MultimodalFuser([
+            ("image", ImageEmbedder("simple_cnn", image_size=24, random_state=0), "image"),
+        ])),
+        ("clf", LogisticRegression(max_iter=300)),
+    ])
+    search = GridSearchCV(
+        model, {"fuser__image__pooling": ["avg", "avgmax"]}, cv=2, error_score="raise"
+    )
+    search.fit(X, y)
+    assert search.best_params_["fuser__image__pooling"] in ("avg", "avgmax")
+    assert search.predict(X).shape == (60,)
+    fuser = search.best_estimator_.named_steps["fuser"]
+    width = 256 * (2 if search.best_params_["fuser__image__pooling"] == "avgmax" else 1)
+    assert fuser.transform(X).shape == (60, width)
+    assert fuser.get_feature_names_out()[0] == "image__imageembedder0"
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu_and_pickles_to_cpu(pattern, monkeypatch):
+    images = [pattern] * 5
+    cpu = _embedder(device="cpu").fit_transform(images)
+    gpu = _embedder(device="cuda", precision="float32", num_workers=2, batch_size=2)
+    out = gpu.fit_transform(images)
+    assert gpu.device_.type == "cuda"
+    assert next(gpu.model_.parameters()).is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(out, cpu, rtol=1e-3, atol=1e-3)
+    fast = _embedder(device="cuda", batch_size=2).fit_transform(images)  # bf16/fp16 autocast
+    np.testing.assert_allclose(fast, cpu, rtol=0.1, atol=0.05 * np.abs(cpu).max())
+    data = pickle.dumps(gpu)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="run on the CPU"):
+        again = pickle.loads(data)
+    np.testing.assert_allclose(again.transform(images), cpu, rtol=1e-5, atol=1e-6)
+
+
+def test_decoding_threads_leave_the_warning_filters_alone():
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skmm._images import read_image
+
+    data = _encode(Image.new("RGB", (32, 32)), "JPEG")
+    before = list(warnings.filters)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a busy machine does
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: read_image(data), range(1500)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert warnings.filters == before
