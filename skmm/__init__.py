@@ -14,6 +14,8 @@ _LAZY = {
     "make_fuser": "skmm.fusion",
     "ImagePixels": "skmm.image",
     "load_fashion": "skmm.datasets",
+    "NeuralClassifier": "skmm.neural",
+    "NeuralRegressor": "skmm.neural",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
