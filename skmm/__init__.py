@@ -17,6 +17,8 @@ _LAZY = {
     "load_fashion": "skmm.datasets",
     "EmbeddingCache": "skmm.cache",
     "modality_importance": "skmm.inspection",
+    "NeuralClassifier": "skmm.neural",
+    "NeuralRegressor": "skmm.neural",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,0 +1,1326 @@
+"""Neural estimators on fused features: NeuralClassifier and NeuralRegressor.
+
+Both are skorch nets (``NeuralNetClassifier`` / ``NeuralNetRegressor``), so
+callbacks, ``module__``/``optimizer__`` routing, ``history_``, ``partial_fit``
+and ``warm_start`` work as in skorch. What they add: the network is built in
+``fit`` from the data (an MLP on a feature matrix, or late-fusion heads on
+``MultimodalFuser(output="dict")``), labels of any type, class and sample
+weights, seeding, a fast in-memory batch path, and clear input errors.
+"""
+
+import contextlib
+import inspect
+import math
+import numbers
+import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import EarlyStopping, PrintLog
+from skorch.dataset import unpack_data
+from skorch.exceptions import DeviceWarning
+from skorch.utils import data_from_dataset, is_dataset, to_tensor
+
+from ._fusion_heads import ACTIVATIONS, FUSIONS, FusionNet, MLPNet, ModalityFusion
+from ._neural_data import (
+    InMemoryDataset,
+    TensorBatchLoader,
+    first_non_finite,
+    is_modality_dict,
+    place,
+    resolve_device,
+    to_block,
+)
+from ._validation import did_you_mean
+
+
+def _plain(value):
+    """A label as users wrote it, for messages (not ``np.str_('a')``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _valid_callbacks(callbacks):
+    if callbacks is None or (isinstance(callbacks, str) and callbacks == "disable"):
+        return True
+    return isinstance(callbacks, (list, tuple))
+
+
+def _read_only(array):
+    return isinstance(array, np.ndarray) and not array.flags.writeable
+
+
+@contextlib.contextmanager
+def _seeded(seed, device):
+    """Seed torch's global generators for the duration of a fit, restoring the
+    caller's generator state afterwards (weights, dropout and shuffling then
+    depend on ``random_state`` only)."""
+    if seed is None:
+        yield
+        return
+    cuda = torch.device(device).type == "cuda"
+    index = torch.device(device).index or 0
+    with torch.random.fork_rng(devices=[index] if cuda else []):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.manual_seed(seed)
+        yield
+
+
+class _PrintLog(PrintLog):
+    """skorch's PrintLog, minus formatting a table per epoch that nobody reads
+    (``verbose=0`` with the default sink)."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if net.verbose or self.sink is not print:
+            super().on_epoch_end(net, **kwargs)
+
+
+def _with_defaults(callbacks, net):
+    """Our default callbacks: skorch's, a quiet print log, early stopping if on."""
+    callbacks = [
+        (name, _PrintLog() if name == "print_log" else callback) for name, callback in callbacks
+    ]
+    # get_params reads this before fit validates early_stopping: only a real
+    # True adds the callback
+    if isinstance(net.early_stopping, (bool, np.bool_)) and net.early_stopping:
+        callbacks.insert(-1, ("early_stopping", EarlyStopping(
+            monitor="valid_loss", patience=net.n_iter_no_change, load_best=True,
+        )))
+    return callbacks
+
+
+class _NeuralMixin:
+    """What NeuralClassifier and NeuralRegressor add to their skorch base."""
+
+    # skorch sets these in __init__; scikit-learn wants __init__ to set only
+    # the parameters, so they are class-level defaults that fit replaces.
+    initialized_ = False
+    history_ = None
+    virtual_params_ = MappingProxyType({})
+
+    __repr__ = BaseEstimator.__repr__
+
+    def _store_extra_params(self, kwargs):
+        # skorch's routed parameters (module__*, optimizer__*, callbacks__*...)
+        self._params_to_validate = set(kwargs)
+        vars(self).update(kwargs)
+
+    def _get_param_names(self):
+        return [k for k in vars(self) if not k.endswith("_") and not k.startswith("_")]
+
+    # -- parameters ----------------------------------------------------------
+
+    def _check_params(self):
+        hidden = self.hidden_units
+        if isinstance(hidden, numbers.Integral):
+            hidden = (hidden,)
+        if not (
+            isinstance(hidden, (tuple, list))
+            and all(isinstance(h, numbers.Integral) and h >= 1 for h in hidden)
+        ):
+            raise ValueError(
+                "hidden_units must be a tuple of positive ints (one per hidden layer, "
+                f"() for none), got {self.hidden_units!r}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+                f"{did_you_mean(str(self.activation), sorted(ACTIVATIONS))}"
+            )
+        if not (isinstance(self.dropout, numbers.Real) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(
+                f"fusion must be one of {FUSIONS}, got {self.fusion!r}"
+                f"{did_you_mean(str(self.fusion), FUSIONS)}"
+            )
+        if not (isinstance(self.fusion_width, numbers.Integral) and self.fusion_width >= 1):
+            raise ValueError(f"fusion_width must be a positive int, got {self.fusion_width!r}")
+        if not (
+            isinstance(self.validation_fraction, numbers.Real)
+            and 0 < self.validation_fraction < 1
+        ):
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+        for flag in ("early_stopping", "batch_norm", "amp"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        if not _valid_callbacks(self.callbacks):
+            raise ValueError(
+                "callbacks must be None, 'disable' or a list of skorch callbacks or "
+                f"(name, callback) pairs, got {self.callbacks!r}"
+            )
+        if not (isinstance(self.n_iter_no_change, numbers.Integral)
+                and self.n_iter_no_change >= 1):
+            raise ValueError(
+                f"n_iter_no_change must be a positive int, got {self.n_iter_no_change!r}"
+            )
+        return tuple(int(h) for h in hidden)
+
+    # -- device --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _device_resolved(self):
+        """skorch reads ``self.device`` to place modules and outputs: while it
+        works, "auto" (or None) reads as the device this fit resolved."""
+        requested = self.__dict__.get("device")
+        explicit = requested is not None and not (
+            isinstance(requested, str) and requested == "auto"
+        )
+        if explicit or "device_" not in self.__dict__:
+            yield
+            return
+        self.__dict__["device"] = self.device_
+        try:
+            yield
+        finally:
+            self.__dict__["device"] = requested
+
+    def initialize(self):
+        """Initialize callbacks, module, criterion and optimizer (done by fit)."""
+        if "device_" not in self.__dict__:
+            self.device_ = resolve_device(self.device)
+        with self._device_resolved():
+            return super().initialize()
+
+    def set_params(self, **params):
+        """Set parameters; ``module__*`` and ``criterion__*`` rebuild a fitted net."""
+        deferred = "callbacks" in params and not (
+            self.initialized_ and _valid_callbacks(params["callbacks"])
+        )
+        if deferred and not any(key.startswith("callbacks__") for key in params):
+            # skorch initializes the callbacks right away; before fit (or for a
+            # bad value) they are only stored, and fit checks and builds them
+            self.callbacks = params.pop("callbacks")
+        with self._device_resolved():
+            return super().set_params(**params)
+
+    def load_params(self, *args, **kwargs):
+        """Load saved parameters into a fitted net (see skorch's ``load_params``)."""
+        with self._device_resolved():
+            return super().load_params(*args, **kwargs)
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        if requested is None or (isinstance(requested, str) and requested == "auto"):
+            # Map the tensors to the device it was trained on when that exists
+            # here, else to the CPU, without skorch's warning: "auto" asked
+            # for whatever is available.
+            state = dict(state)
+            state["device"] = state.get("device_", "cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeviceWarning)
+                super().__setstate__(state)
+            if "device_" in state:
+                self.device_ = str(self.__dict__["device"])
+            self.__dict__["device"] = requested
+        else:
+            super().__setstate__(state)
+            if "device_" in state:
+                self.device_ = str(self.__dict__["device"])
+
+    @property
+    def _device_type(self):
+        return torch.device(self.device_).type
+
+    def _release_device_memory(self):
+        if torch.device(self.device_).type == "cuda":
+            torch.cuda.empty_cache()
+
+    # -- module, criterion, loss ---------------------------------------------
+
+    def initialize_module(self):
+        """Build the network for the data seen in fit (or the ``module`` given)."""
+        if self.module is not None:
+            return super().initialize_module()
+        if "input_shape_" not in self.__dict__:
+            raise ValueError(
+                f"{type(self).__name__} builds its network from the data: call "
+                "fit(X, y) rather than initialize()."
+            )
+        kwargs = dict(
+            n_outputs=self._n_network_outputs(),
+            hidden_units=self._hidden_units,
+            activation=self.activation,
+            dropout=self.dropout,
+            batch_norm=self.batch_norm,
+        )
+        if self.modalities_ is None:
+            module_class = MLPNet
+            kwargs["n_features"] = self.input_shape_
+        else:
+            module_class = FusionNet
+            kwargs.update(
+                input_dims=dict(self.input_shape_),
+                fusion=self.fusion,
+                fusion_width=self.fusion_width,
+                n_heads=4 if self.fusion_width % 4 == 0 else 1,
+            )
+        kwargs.update(self.get_params_for("module"))
+        self.module_ = module_class(**kwargs)
+        return self
+
+    @property
+    def _hidden_units(self):
+        hidden = self.hidden_units
+        return (int(hidden),) if isinstance(hidden, numbers.Integral) else tuple(hidden)
+
+    def initialize_criterion(self):
+        """Instantiate the criterion with ``reduction="none"`` (when it has that
+        option and none was given), so that sample weights apply per row."""
+        kwargs = self.get_params_for("criterion")
+        criterion = self.criterion
+        if isinstance(criterion, type) and "reduction" not in kwargs:
+            try:
+                accepts = "reduction" in inspect.signature(criterion).parameters
+            except (TypeError, ValueError):
+                accepts = False
+            if accepts:
+                kwargs["reduction"] = "none"
+        self.criterion_ = self.initialized_instance(criterion, kwargs)
+        return self
+
+    def _set_training(self, training=True):
+        # skorch calls this for every batch; switching only the modules whose
+        # mode differs skips a recursive walk per batch (a fifth of the
+        # per-batch overhead on a small MLP).
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_")
+            if isinstance(module, torch.nn.Module) and module.training != training:
+                module.train(training)
+
+    def infer(self, x, **fit_params):
+        """Run the module on one batch (a tensor, or a dict of tensors by modality)."""
+        if not isinstance(x, torch.Tensor) or x.device.type != self._device_type:
+            x = to_tensor(x, device=self.device_)
+        with self._autocast():
+            if isinstance(x, Mapping):
+                return self.module_(**self._merge_x_and_fit_params(x, fit_params))
+            return self.module_(x, **fit_params)
+
+    def _autocast(self):
+        if self.amp and torch.device(self.device_).type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        """The batch loss: the criterion per row, weighted by ``sample_weight``
+        (sample and class weights, normalized to mean 1 over the training set),
+        averaged over the batch."""
+        if not isinstance(y_true, torch.Tensor) or y_true.device.type != self._device_type:
+            y_true = to_tensor(y_true, device=self.device_)
+        if isinstance(y_pred, torch.Tensor) and y_pred.dtype != torch.float32:
+            y_pred = y_pred.float()
+        loss = self.criterion_(y_pred, y_true)
+        if loss.dim() == 0:
+            if sample_weight is not None:
+                raise ValueError(
+                    "the criterion returns one number per batch, so sample_weight and "
+                    "class_weight cannot weigh its rows; use a criterion with "
+                    "reduction='none' (e.g. criterion__reduction='none')."
+                )
+            return loss
+        if loss.dim() > 1:
+            loss = loss.reshape(loss.shape[0], -1).mean(dim=1)
+        if sample_weight is not None:
+            loss = loss * sample_weight
+        return loss.mean()
+
+    def train_step_single(self, batch, **fit_params):
+        """Forward, loss (with the batch's sample weights) and backward."""
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True,
+                             sample_weight=getattr(batch, "sample_weight", None))
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def validation_step(self, batch, **fit_params):
+        """Forward and loss (with the batch's sample weights), without gradients."""
+        self._set_training(False)
+        Xi, yi = unpack_data(batch)
+        with torch.no_grad():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False,
+                                 sample_weight=getattr(batch, "sample_weight", None))
+        return {"loss": loss, "y_pred": y_pred}
+
+    # -- data ----------------------------------------------------------------
+
+    def check_data(self, X, y):
+        # fit validates X and y itself before skorch's loop sees them
+        pass
+
+    def _check_X(self, X, reset):
+        """Validate X; return its blocks (float32 tensors or CSR matrices) and
+        its number of rows."""
+        name = type(self).__name__
+        if is_modality_dict(X):
+            if reset:
+                for attr in ("n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(attr, None)
+            elif self.modalities_ is None:
+                raise ValueError(
+                    f"{name} was fit on a feature matrix but got a dict of modalities; "
+                    "pass the same kind of input as in fit."
+                )
+            return self._check_modalities(X, reset)
+        if not reset and self.modalities_ is not None:
+            raise ValueError(
+                f"{name} was fit on the modalities {self.modalities_} (a dict, as "
+                "MultimodalFuser(output='dict') returns) but got "
+                f"{type(X).__name__}; pass the same kind of input as in fit."
+            )
+        if is_dataset(X):
+            raise TypeError(
+                f"{name} takes arrays, sparse matrices, DataFrames or a dict of them "
+                f"by modality, not a torch Dataset ({type(X).__name__}); use "
+                "skorch.NeuralNetClassifier/NeuralNetRegressor for custom datasets."
+            )
+        X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64),
+                          ensure_all_finite=False, reset=reset)
+        block = self._finite_float32(X, "X")
+        if reset:
+            self.modalities_ = None
+            self.input_shape_ = block.shape[1]
+        return block, block.shape[0]
+
+    def _check_modalities(self, X, reset):
+        name = type(self).__name__
+        if not X:
+            raise ValueError(f"{name} got an empty dict of modalities")
+        names = list(X)
+        if not reset:
+            expected = self.modalities_
+            missing = [m for m in expected if m not in X]
+            extra = [m for m in names if m not in expected]
+            if missing:
+                hint = did_you_mean(missing[0], extra) if extra else ""
+                raise ValueError(
+                    f"modality {missing[0]!r} is missing from X; {name} was fit on the "
+                    f"modalities {expected}, got {names}.{hint}"
+                )
+            if extra:
+                raise ValueError(
+                    f"X has the modality {extra[0]!r} that {name} was not fit on; the "
+                    f"modalities are {expected}."
+                )
+            names = expected
+        blocks, n_rows = {}, None
+        for modality in names:
+            if not isinstance(modality, str):
+                raise TypeError(f"modality names must be strings, got {modality!r}")
+            value = X[modality]
+            if hasattr(value, "to_numpy") and not sp.issparse(value):
+                value = value.to_numpy()
+            array = check_array(value, accept_sparse="csr", dtype=(np.float32, np.float64),
+                                ensure_all_finite=False, input_name=f"X[{modality!r}]")
+            block = self._finite_float32(array, f"modality {modality!r}")
+            if n_rows is None:
+                n_rows, first = block.shape[0], modality
+            elif block.shape[0] != n_rows:
+                raise ValueError(
+                    f"modality {modality!r} has {block.shape[0]} rows but {first!r} has "
+                    f"{n_rows}; every modality needs one row per sample."
+                )
+            if not reset and block.shape[1] != self.input_shape_[modality]:
+                raise ValueError(
+                    f"modality {modality!r} has {block.shape[1]} features, but {name} "
+                    f"was fit with {self.input_shape_[modality]}."
+                )
+            blocks[modality] = block
+        if reset:
+            self.modalities_ = names
+            self.input_shape_ = {m: int(b.shape[1]) for m, b in blocks.items()}
+        return blocks, n_rows
+
+    def _finite_float32(self, array, what):
+        if sp.issparse(array):
+            array = sp.csr_matrix(array, dtype=np.float32)
+        else:
+            array = np.asarray(array, dtype=np.float32)
+            if _read_only(array):
+                array = array.copy()
+        bad = first_non_finite(array)
+        if bad is not None:
+            row, col, value = bad
+            kind = "NaN" if np.isnan(value) else "infinity"
+            raise ValueError(
+                f"{what} contains {kind} at row {row}, column {col} (value {value!r}; "
+                "values beyond the float32 range become infinity); "
+                f"{type(self).__name__} cannot train or predict on NaN or infinity. "
+                "Impute missing values first, e.g. with sklearn.impute.SimpleImputer in "
+                "the pipeline (inside the modality's transformer for a "
+                "MultimodalFuser)."
+            )
+        return to_block(array)
+
+    def _to_dataset(self, blocks, y=None, sample_weight=None):
+        device = self.device_
+        if is_modality_dict(blocks):
+            blocks = {name: place(block, device) for name, block in blocks.items()}
+        else:
+            blocks = place(blocks, device)
+        if y is not None:
+            y = place(torch.from_numpy(y), device)
+        if sample_weight is not None:
+            sample_weight = place(torch.from_numpy(sample_weight), device)
+        return InMemoryDataset(blocks, y, sample_weight, device=device)
+
+    def get_dataset(self, X, y=None):
+        """The in-memory dataset of X (validated as in fit), for prediction."""
+        if isinstance(X, InMemoryDataset):
+            return X
+        check_is_fitted(self)
+        blocks, _ = self._check_X(X, reset=False)
+        return self._to_dataset(blocks)
+
+    def get_iterator(self, dataset, training=False):
+        """Batches of ``dataset``: ``iterator_train`` (shuffled by default) when
+        training, else ``iterator_valid``."""
+        if training:
+            kwargs = self.get_params_for("iterator_train")
+            iterator = self.iterator_train
+        else:
+            kwargs = self.get_params_for("iterator_valid")
+            iterator = self.iterator_valid
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        if isinstance(iterator, type) and issubclass(iterator, TensorBatchLoader):
+            kwargs.setdefault("shuffle", training)
+        return iterator(dataset, **kwargs)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """Training and validation datasets: ``train_split`` when given, else a
+        ``validation_fraction`` hold-out when ``early_stopping``, else none."""
+        dataset = self.get_dataset(X, y)
+        if self.train_split is not None:
+            if y is None:
+                parts = self.train_split(dataset, **fit_params)
+            else:
+                parts = self.train_split(dataset, y, **fit_params)
+            return tuple(self._as_in_memory(dataset, part) for part in parts)
+        if not self.early_stopping:
+            return dataset, None
+        train, valid = self._holdout_indices(y)
+        return dataset.subset(train), dataset.subset(valid)
+
+    def _as_in_memory(self, parent, part):
+        if part is None or isinstance(part, InMemoryDataset):
+            return part
+        if isinstance(part, torch.utils.data.Subset) and part.dataset is parent:
+            return parent.subset(part.indices)
+        # e.g. skorch.helper.predefined_split(Dataset(X_valid, y_valid))
+        X, y = data_from_dataset(part)
+        blocks, n_rows = self._check_X(X, reset=False)
+        y, _ = self._check_y(y, n_rows, reset=False)
+        return self._to_dataset(blocks, y)
+
+    def _holdout_indices(self, y):
+        from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+        n = len(y)
+        n_valid = math.ceil(self.validation_fraction * n)
+        name = type(self).__name__
+        if is_classifier(self):
+            counts = np.bincount(y, minlength=len(self.classes_))
+            if counts.min() < 2:
+                label = _plain(self.classes_[int(np.argmin(counts))])
+                raise ValueError(
+                    f"class {label!r} has {counts.min()} sample(s) in y: early_stopping="
+                    f"True holds out a stratified validation_fraction="
+                    f"{self.validation_fraction} and needs at least 2 samples of every "
+                    "class. Add samples of that class, drop it, or set "
+                    "early_stopping=False."
+                )
+            if n_valid < len(counts) or n - n_valid < len(counts):
+                raise ValueError(
+                    f"early_stopping=True with validation_fraction="
+                    f"{self.validation_fraction} holds out {n_valid} of {n} samples, "
+                    f"but a stratified split of {len(counts)} classes needs at least "
+                    f"{len(counts)} on each side; raise validation_fraction, add "
+                    "samples, or set early_stopping=False."
+                )
+            splitter = StratifiedShuffleSplit(1, test_size=n_valid, random_state=self._split_seed)
+        else:
+            if n_valid >= n:
+                raise ValueError(
+                    f"{name} with early_stopping=True needs at least 2 samples to hold "
+                    f"out a validation set, got {n}."
+                )
+            splitter = ShuffleSplit(1, test_size=n_valid, random_state=self._split_seed)
+        train, valid = next(splitter.split(np.zeros((n, 1)), y))
+        return train, valid
+
+    def _check_sample_weight(self, sample_weight, n_rows):
+        if sample_weight is None:
+            return None
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.ndim == 0:
+            weights = np.full(n_rows, float(weights))
+        if weights.shape != (n_rows,):
+            raise ValueError(
+                f"sample_weight.shape == {weights.shape}, expected ({n_rows},): one "
+                "weight per sample."
+            )
+        if not np.isfinite(weights).all() or (weights < 0).any():
+            row = int(np.flatnonzero(~(np.isfinite(weights) & (weights >= 0)))[0])
+            raise ValueError(
+                f"sample_weight must be finite and non-negative; row {row} is "
+                f"{weights[row]!r}."
+            )
+        if weights.sum() <= 0:
+            raise ValueError(
+                "sample_weight is zero for every sample; at least one sample must weigh."
+            )
+        return weights
+
+    # -- training ------------------------------------------------------------
+
+    def _draw_seed(self, reset):
+        if self.random_state is None:
+            return None
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if not reset and self.history_ is not None:
+            # continuing (warm_start, partial_fit): fresh shuffles and dropout
+            seed = (seed + 1_000_003 * len(self.history_)) % np.iinfo(np.int32).max
+        return seed
+
+    def _fit(self, X, y, sample_weight, fit_params, *, reset, routing, classes=None):
+        self._check_params()
+        if reset or "device_" not in self.__dict__:
+            self.device_ = resolve_device(self.device)
+        blocks, n_rows = self._check_X(X, reset=reset)
+        y_internal, y_split = self._check_y(y, n_rows, reset=reset, classes=classes)
+        weights = self._training_weights(
+            self._check_sample_weight(sample_weight, n_rows), y_internal
+        )
+        if self.batch_norm and n_rows < 2:
+            raise ValueError("batch_norm=True needs at least 2 samples to train on.")
+        dataset = self._to_dataset(blocks, y_internal, weights)
+        seed = self._draw_seed(reset)
+        self._split_seed = None if seed is None else seed % (2**31 - 1)
+        try:
+            with self._device_resolved(), _seeded(seed, self.device_):
+                if reset or not self.initialized_:
+                    self.initialize()
+                # skorch's partial_fit: the loop, with KeyboardInterrupt ending
+                # training early and leaving a usable model.
+                super().partial_fit(dataset, y_split, _routing_method=routing, **fit_params)
+        finally:
+            del dataset
+            self._release_device_memory()
+        return self
+
+
+_SKORCH_PARAMS_DOC = """
+    criterion : torch loss class or instance, default={criterion}
+        Built with ``reduction="none"`` so that sample and class weights apply
+        per row.
+    optimizer : torch optimizer class, default=torch.optim.Adam
+        Its options go through ``optimizer__*`` (e.g. ``optimizer__weight_decay``).
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=30
+        Passes over the training data.
+    batch_size : int, default=128
+        Rows per batch; -1 for the whole training set.
+    iterator_train, iterator_valid : class, default=TensorBatchLoader
+        How batches are cut: the default slices in-memory tensors, shuffling
+        the training rows every epoch (``iterator_train__shuffle=False`` to
+        keep the order). A plain ``torch.utils.data.DataLoader`` works too
+        (slower, and without sample weights).
+    train_split : callable or None, default=None
+        skorch's validation split, e.g. ``skorch.dataset.ValidSplit(5)`` or
+        ``skorch.helper.predefined_split(skorch.dataset.Dataset(X_val, y_val))``;
+        when None, ``early_stopping`` decides.
+    callbacks : list of (name, callback) or "disable", default=None
+        skorch callbacks, added to the defaults (epoch timer, losses{valid_acc},
+        early stopping when on, print log). Reachable with ``callbacks__*``.
+    predict_nonlinearity : callable, "auto" or None, default="auto"
+        Applied to the network's outputs by ``predict_proba``; "auto" picks
+        the softmax for cross-entropy.
+    warm_start : bool, default=False
+        If True, ``fit`` continues training the fitted network instead of
+        building a new one.
+    verbose : int, default=0
+        1 prints a table of the losses after every epoch.
+    device : "auto", str or torch.device, default="auto"
+        "auto" trains on CUDA when available, else on the CPU (the choice is
+        ``device_``). A pickled net loads on a CPU-only machine.
+    compile : bool, default=False
+        ``torch.compile`` the module.
+    use_caching : bool or "auto", default="auto"
+        Scoring callbacks reuse the predictions of the validation pass.
+    torch_load_kwargs : dict or None, default=None
+        Passed to ``torch.load`` when unpickling.
+    **kwargs
+        Routed parameters as in skorch: ``module__*`` (extra arguments of the
+        module, e.g. ``module__n_heads``), ``optimizer__*``, ``criterion__*``,
+        ``iterator_train__*``, ``iterator_valid__*``, ``callbacks__*``."""
+
+_OWN_PARAMS_DOC = """
+    module : torch.nn.Module class or instance, default=None
+        None builds the network in ``fit`` from the data: an MLP on a feature
+        matrix, or ``ModalityFusion`` followed by an MLP on a dict of
+        modalities. A module given here is used as in skorch (with
+        ``module__*`` arguments); on dict input it is called as
+        ``module(**{{modality: tensor}})``.
+    hidden_units : tuple of int, default=(256,)
+        Width of each hidden layer of the MLP; ``()`` for a linear model.
+    activation : {{"relu", "gelu", "silu", "tanh", "leaky_relu"}}, default="relu"
+    dropout : float, default=0.0
+        Dropout after each hidden layer (and each modality encoder).
+    batch_norm : bool, default=False
+        Batch normalization after each hidden layer's linear map.
+    fusion : {{"concat", "weighted", "attention", "gated"}}, default="concat"
+        How the modalities of a dict input are fused after their encoders (to
+        ``fusion_width`` each): concatenation, learned softmax weights,
+        attention of a learned query over the modality tokens, or a gated
+        sum. Ignored for a feature matrix. Searchable with GridSearchCV.
+    fusion_width : int, default=128
+        Width of each modality's encoding."""
+
+_SHARED_TAIL_DOC = """
+    early_stopping : bool, default=False
+        Hold out a random ``validation_fraction`` of the training rows
+        {stratified}and stop when the validation loss has not improved for
+        ``n_iter_no_change`` epochs, keeping the best epoch's weights. Off by
+        default: under cross-validation and grid search every fit then uses
+        all its training rows and the same number of epochs, so scores
+        compare the hyper-parameters, not the luck of an inner split; turn it
+        on when one fit on a large dataset must choose its own length.
+    validation_fraction : float, default=0.1
+        Share of the training rows held out by ``early_stopping``.
+    n_iter_no_change : int, default=5
+        Patience of ``early_stopping``, in epochs.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, dropout, shuffling and validation split: two fits
+        with the same int give the same predictions (on the same device and
+        torch build). None uses torch's global generator.
+    amp : bool, default=False
+        On CUDA, run forward passes in bfloat16 autocast (faster on recent
+        GPUs). No effect on the CPU."""
+
+
+class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
+    __doc__ = (
+        """A neural network classifier on fused features, built in ``fit``.
+
+    A skorch ``NeuralNetClassifier`` whose network comes from the data: an MLP
+    on a feature matrix (``MultimodalFuser`` with the default
+    ``output="array"``), or one encoder per modality fused by
+    ``ModalityFusion`` then an MLP on a dict of modalities
+    (``MultimodalFuser(output="dict")``). It outputs logits trained with
+    cross-entropy, so ``predict_proba`` is their softmax; labels may be of any
+    type (strings, ints), two classes or more. Batches are slices of
+    in-memory tensors (on the GPU when there is one), several times faster
+    than skorch's per-row data loading.
+
+    Parameters
+    ----------"""
+        + _OWN_PARAMS_DOC
+        + """
+    class_weight : dict, "balanced" or None, default=None
+        Weight of each class in the loss, by label; "balanced" weighs classes
+        by ``n_samples / (n_classes * count)``. Multiplies ``sample_weight``."""
+        + _SHARED_TAIL_DOC.format(stratified="(stratified by class) ")
+        + _SKORCH_PARAMS_DOC.format(criterion="torch.nn.CrossEntropyLoss",
+                                    valid_acc=", validation accuracy")
+        + """
+    classes : array-like or None, default=None
+        The labels, in the order of ``predict_proba``'s columns; None takes
+        the sorted labels of y.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    module_ : torch.nn.Module
+        The trained network.
+    history_ : skorch.History
+        Losses and timings by epoch and batch.
+    device_ : str
+        The device the network trained on.
+    modalities_ : list of str or None
+        The modalities of a dict input, in order; None for a feature matrix.
+    input_shape_ : int or dict of str to int
+        Number of input features, or the width of each modality.
+    n_features_in_ : int
+        Number of features of a feature-matrix input.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when fit on a DataFrame.
+
+    See Also
+    --------
+    NeuralRegressor : the same for continuous targets.
+    MultimodalFuser : builds the features (``output="dict"`` for late fusion).
+
+    Notes
+    -----
+    Sample and class weights multiply each row's loss; they are normalized
+    to mean 1 over the training rows, so their scale does not change the
+    learning rate. Inputs must be finite: NaN or infinity raise an error
+    naming the row and column. Scoring callbacks see the labels encoded as
+    ``0..n_classes-1`` and, on the net's internal datasets, ``predict``
+    answers in that encoding too, so built-in scorers compare like with like.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from skmm import NeuralClassifier
+    >>> X, y = make_classification(200, n_features=8, random_state=0)
+    >>> clf = NeuralClassifier(hidden_units=(32,), max_epochs=20, lr=0.01,
+    ...                        random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    >>> bool(clf.score(X, y) > 0.9)
+    True
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_units=(256,),
+        activation="relu",
+        dropout=0.0,
+        batch_norm=False,
+        fusion="concat",
+        fusion_width=128,
+        class_weight=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        random_state=None,
+        amp=False,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=30,
+        batch_size=128,
+        iterator_train=TensorBatchLoader,
+        iterator_valid=TensorBatchLoader,
+        train_split=None,
+        callbacks=None,
+        predict_nonlinearity="auto",
+        warm_start=False,
+        verbose=0,
+        device="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        classes=None,
+        **kwargs,
+    ):
+        self.module = module
+        self.hidden_units = hidden_units
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.fusion = fusion
+        self.fusion_width = fusion_width
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.amp = amp
+        self.criterion = criterion
+        self.optimizer = optimizer
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.iterator_train = iterator_train
+        self.iterator_valid = iterator_valid
+        self.train_split = train_split
+        self.callbacks = callbacks
+        self.predict_nonlinearity = predict_nonlinearity
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.compile = compile
+        self.use_caching = use_caching
+        self.torch_load_kwargs = torch_load_kwargs
+        self.classes = classes
+        self._store_extra_params(kwargs)
+
+    @property
+    def _default_callbacks(self):
+        return _with_defaults(super()._default_callbacks, self)
+
+    @property
+    def classes_(self):
+        try:
+            return self.classes_inferred_
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no classes_ before fit"
+            ) from None
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Build the network for X and train it (continue, with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features), or dict
+            A feature matrix, or ``{modality: block}`` as
+            ``MultimodalFuser(output="dict")`` returns.
+        y : array-like of shape (n_samples,)
+            Class labels of any type.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss (metadata routing:
+            ``set_fit_request(sample_weight=True)``).
+        **fit_params : dict
+            Passed to the module's forward, as in skorch.
+
+        Returns
+        -------
+        self : NeuralClassifier
+        """
+        reset = not (self.warm_start and self.initialized_)
+        return self._fit(X, y, sample_weight, fit_params, reset=reset, routing="fit")
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
+        """Train for ``max_epochs`` more epochs, building the network on the first call.
+
+        Parameters
+        ----------
+        X, y, sample_weight, **fit_params
+            As in :meth:`fit`.
+        classes : array-like of shape (n_classes,), default=None
+            All the labels, on the first call when y does not show them all.
+
+        Returns
+        -------
+        self : NeuralClassifier
+        """
+        fit_params.pop("_routing_method", None)
+        return self._fit(X, y, sample_weight, fit_params, reset=not self.initialized_,
+                         routing="partial_fit", classes=classes)
+
+    def _n_network_outputs(self):
+        return len(self.classes_)
+
+    def _check_y(self, y, n_rows, reset, classes=None):
+        """Encode y as class indices; return (indices as int64, the same for splits)."""
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        y = check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False,
+                        input_name="y")
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(np.empty(n_rows), y)
+        check_classification_targets(y)
+        if reset:
+            given = classes if classes is not None else self.classes
+            if given is not None and len(given):
+                labels = np.asarray(given)
+                if len(np.unique(labels)) != len(labels):
+                    raise ValueError(f"classes has repeated labels: {list(given)}")
+            else:
+                labels = np.unique(y)
+            if len(labels) < 2:
+                raise ValueError(
+                    f"{name} needs at least 2 classes, but y has only one class "
+                    f"({_plain(labels[0])!r})."
+                )
+            self.classes_inferred_ = labels
+        labels = self.classes_
+        order = np.argsort(labels, kind="stable")
+        sorted_labels = labels[order]
+        position = np.clip(np.searchsorted(sorted_labels, y), 0, len(labels) - 1)
+        unseen = sorted_labels[position] != y
+        if unseen.any():
+            row = int(np.flatnonzero(unseen)[0])
+            raise ValueError(
+                f"y has the label {_plain(y[row])!r} (row {row}) that is not one of the classes "
+                f"{labels.tolist()}; on the first partial_fit, pass classes= with every "
+                "label."
+            )
+        encoded = order[position].astype(np.int64)
+        return encoded, encoded
+
+    def _training_weights(self, sample_weight, y):
+        weights = sample_weight
+        if self.class_weight is not None:
+            per_class = self._class_weights(y)
+            weights = per_class[y] if weights is None else weights * per_class[y]
+        if weights is None:
+            return None
+        return (weights / weights.mean()).astype(np.float32)
+
+    def _class_weights(self, y):
+        n_classes = len(self.classes_)
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+            present = counts > 0
+            weights = np.ones(n_classes)
+            weights[present] = len(y) / (present.sum() * counts[present])
+            return weights
+        if not isinstance(self.class_weight, Mapping):
+            raise ValueError(
+                "class_weight must be None, 'balanced' or a dict {label: weight}, got "
+                f"{self.class_weight!r}"
+            )
+        weights = np.ones(n_classes)
+        labels = self.classes_.tolist()
+        for label, weight in self.class_weight.items():
+            if label not in labels:
+                raise ValueError(
+                    f"class_weight has the label {label!r}, which is not one of the "
+                    f"classes {labels}"
+                )
+            if not (isinstance(weight, numbers.Real) and np.isfinite(weight) and weight >= 0):
+                raise ValueError(
+                    f"class_weight[{label!r}] must be a non-negative number, got {weight!r}"
+                )
+            weights[labels.index(label)] = weight
+        return weights
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the network's logits.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or dict of them
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        return super().predict_proba(X).astype(np.float64)
+
+    def predict(self, X):
+        """The most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or dict of them
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        index = self.predict_proba(X).argmax(axis=1)
+        if isinstance(X, InMemoryDataset):
+            return index
+        return self.classes_[index]
+
+    def modality_weights(self, X=None):
+        """The weight of each modality in the learned fusion.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, default=None
+            Needed with ``fusion="attention"`` and ``"gated"``, whose weights
+            depend on the row.
+
+        Returns
+        -------
+        weights : dict of str to float or ndarray of shape (n_samples,)
+            For ``"weighted"``, the softmax weights (summing to 1); for
+            ``"attention"``, each row's attention over the modalities
+            (summing to 1 per row); for ``"gated"``, each row's gates in (0, 1).
+        """
+        return _modality_weights(self, X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = False
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
+    __doc__ = (
+        """A neural network regressor on fused features, built in ``fit``.
+
+    A skorch ``NeuralNetRegressor`` whose network comes from the data: an MLP
+    on a feature matrix, or one encoder per modality fused by
+    ``ModalityFusion`` then an MLP on a dict of modalities
+    (``MultimodalFuser(output="dict")``). Targets may be 1-D or 2-D (several
+    outputs); by default they are standardized for training and predictions
+    mapped back, so targets in any unit train with the default learning rate.
+
+    Parameters
+    ----------"""
+        + _OWN_PARAMS_DOC
+        + """
+    scale_target : bool, default=True
+        Train on ``(y - mean) / std`` (per output) and map predictions back.
+        Losses in ``history_`` are then in standardized units."""
+        + _SHARED_TAIL_DOC.format(stratified="")
+        + _SKORCH_PARAMS_DOC.format(criterion="torch.nn.MSELoss", valid_acc="")
+        + """
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network.
+    history_ : skorch.History
+        Losses and timings by epoch and batch.
+    device_ : str
+        The device the network trained on.
+    n_outputs_ : int
+        Number of targets.
+    target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
+        The standardization of y (0 and 1 when ``scale_target=False``).
+    modalities_ : list of str or None
+        The modalities of a dict input, in order; None for a feature matrix.
+    input_shape_ : int or dict of str to int
+        Number of input features, or the width of each modality.
+    n_features_in_ : int
+        Number of features of a feature-matrix input.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when fit on a DataFrame.
+
+    See Also
+    --------
+    NeuralClassifier : the same for class labels.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from skmm import NeuralRegressor
+    >>> X, y = make_regression(200, n_features=5, noise=1.0, random_state=0)
+    >>> reg = NeuralRegressor(hidden_units=(32,), max_epochs=30, lr=0.01,
+    ...                       random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> bool(reg.score(X, y) > 0.9)
+    True
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_units=(256,),
+        activation="relu",
+        dropout=0.0,
+        batch_norm=False,
+        fusion="concat",
+        fusion_width=128,
+        scale_target=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        random_state=None,
+        amp=False,
+        criterion=torch.nn.MSELoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=30,
+        batch_size=128,
+        iterator_train=TensorBatchLoader,
+        iterator_valid=TensorBatchLoader,
+        train_split=None,
+        callbacks=None,
+        predict_nonlinearity="auto",
+        warm_start=False,
+        verbose=0,
+        device="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        self.module = module
+        self.hidden_units = hidden_units
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.fusion = fusion
+        self.fusion_width = fusion_width
+        self.scale_target = scale_target
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.amp = amp
+        self.criterion = criterion
+        self.optimizer = optimizer
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.iterator_train = iterator_train
+        self.iterator_valid = iterator_valid
+        self.train_split = train_split
+        self.callbacks = callbacks
+        self.predict_nonlinearity = predict_nonlinearity
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.compile = compile
+        self.use_caching = use_caching
+        self.torch_load_kwargs = torch_load_kwargs
+        self._store_extra_params(kwargs)
+
+    @property
+    def _default_callbacks(self):
+        return _with_defaults(super()._default_callbacks, self)
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Build the network for X and train it (continue, with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features), or dict
+            A feature matrix, or ``{modality: block}`` as
+            ``MultimodalFuser(output="dict")`` returns.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss.
+        **fit_params : dict
+            Passed to the module's forward, as in skorch.
+
+        Returns
+        -------
+        self : NeuralRegressor
+        """
+        reset = not (self.warm_start and self.initialized_)
+        return self._fit(X, y, sample_weight, fit_params, reset=reset, routing="fit")
+
+    def partial_fit(self, X, y, sample_weight=None, **fit_params):
+        """Train for ``max_epochs`` more epochs, building the network on the first call.
+
+        Returns
+        -------
+        self : NeuralRegressor
+        """
+        fit_params.pop("_routing_method", None)
+        return self._fit(X, y, sample_weight, fit_params, reset=not self.initialized_,
+                         routing="partial_fit")
+
+    def _n_network_outputs(self):
+        return self.n_outputs_
+
+    def _check_y(self, y, n_rows, reset, classes=None):
+        """Return y as scaled float32 of shape (n, n_outputs), twice (the second
+        for splits)."""
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+        check_consistent_length(np.empty(n_rows), y)
+        y2 = y.reshape(len(y), -1)
+        if reset:
+            self.n_outputs_ = y2.shape[1]
+            self.y_ndim_ = y.ndim
+            if self.scale_target:
+                self.target_mean_ = y2.mean(axis=0)
+                scale = y2.std(axis=0)
+                self.target_scale_ = np.where(scale > 0, scale, 1.0)
+            else:
+                self.target_mean_ = np.zeros(y2.shape[1])
+                self.target_scale_ = np.ones(y2.shape[1])
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y2.shape[1]} outputs, but {name} was fit with {self.n_outputs_}."
+            )
+        scaled = ((y2 - self.target_mean_) / self.target_scale_).astype(np.float32)
+        return scaled, scaled
+
+    def _training_weights(self, sample_weight, y):
+        if sample_weight is None:
+            return None
+        return (sample_weight / sample_weight.mean()).astype(np.float32)
+
+    def predict(self, X):
+        """Predicted targets, in the units of y.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or dict of them
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The shape of y in fit.
+        """
+        check_is_fitted(self)
+        out = super().predict_proba(X)
+        if isinstance(X, InMemoryDataset):
+            return out
+        out = out.reshape(len(out), -1).astype(np.float64)
+        out = out * self.target_scale_ + self.target_mean_
+        return out.ravel() if self.y_ndim_ == 1 else out
+
+    def modality_weights(self, X=None):
+        return _modality_weights(self, X)
+
+    modality_weights.__doc__ = NeuralClassifier.modality_weights.__doc__
+
+    # skorch's NeuralNet.predict_proba returns raw outputs; a regressor has no
+    # probabilities, and scikit-learn tells regressors by its absence.
+    @available_if(lambda self: False)
+    def predict_proba(self, X):
+        """Not available: use predict."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = False
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def _modality_weights(net, X):
+    check_is_fitted(net)
+    fusion = getattr(net.module_, "fusion", None)
+    if not isinstance(fusion, ModalityFusion):
+        raise ValueError(
+            "modality weights exist for a net fit on a dict of modalities "
+            "(MultimodalFuser(output='dict')) with the default module"
+        )
+    if fusion.fusion == "concat":
+        raise ValueError(
+            "fusion='concat' learns no modality weights; use 'weighted', 'attention' "
+            "or 'gated' to inspect them"
+        )
+    net._set_training(False)
+    if fusion.fusion == "weighted":
+        return {name: float(w) for name, w in fusion.modality_weights().items()}
+    if X is None:
+        raise ValueError(
+            f"fusion={fusion.fusion!r} weighs each row differently: pass X to get the "
+            "weights of its rows"
+        )
+    parts = {name: [] for name in fusion.names}
+    for batch in net.get_iterator(net.get_dataset(X), training=False):
+        inputs, _ = batch
+        with net._autocast():
+            weights = fusion.modality_weights(inputs)
+        for name, w in weights.items():
+            parts[name].append(w.float().cpu().numpy())
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
