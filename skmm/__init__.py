@@ -13,6 +13,7 @@ _LAZY = {
     "MultimodalFuser": "skmm.fusion",
     "make_fuser": "skmm.fusion",
     "ImagePixels": "skmm.image",
+    "TextEmbedder": "skmm.text",
     "load_fashion": "skmm.datasets",
 }
 

@@ -3,10 +3,11 @@
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmm import ImagePixels, MultimodalFuser
+from skmm import ImagePixels, MultimodalFuser, TextEmbedder
 
-# ImagePixels takes a column of images, not a 2-D numeric array: its tags say
-# so and the checks skip it; tests/test_image.py covers its sklearn contract.
+# ImagePixels and TextEmbedder take a column of images or texts, not a 2-D
+# numeric array: their tags say so and the checks skip them;
+# tests/test_image.py and tests/test_text.py cover their sklearn contract.
 ESTIMATORS = [
     MultimodalFuser([
         ("scaled", StandardScaler(), slice(0, None)),
@@ -15,6 +16,7 @@ ESTIMATORS = [
     MultimodalFuser([("all", StandardScaler(), slice(0, None))], fusion="sum",
                     n_components=1, random_state=0),
     ImagePixels(size=2),
+    TextEmbedder("tfidf", n_components=2),
 ]
 
 EXPECTED_FAILED = {}
