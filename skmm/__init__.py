@@ -14,6 +14,7 @@ _LAZY = {
     "make_fuser": "skmm.fusion",
     "ImagePixels": "skmm.image",
     "ImageEmbedder": "skmm.image",
+    "TextEmbedder": "skmm.text",
     "load_fashion": "skmm.datasets",
     "EmbeddingCache": "skmm.cache",
     "modality_importance": "skmm.inspection",

@@ -10,11 +10,13 @@ from skmm import (
     MultimodalFuser,
     NeuralClassifier,
     NeuralRegressor,
+    TextEmbedder,
 )
 
-# ImagePixels and ImageEmbedder take a column of images, not a 2-D numeric
-# array: their tags say so and the checks skip them; tests/test_image.py and
-# tests/test_image_embedder.py cover their sklearn contract.
+# ImagePixels, ImageEmbedder and TextEmbedder take a column of images or
+# texts, not a 2-D numeric array: their tags say so and the checks skip them;
+# tests/test_image.py, tests/test_image_embedder.py and tests/test_text.py
+# cover their sklearn contract.
 ESTIMATORS = [
     MultimodalFuser([
         ("scaled", StandardScaler(), slice(0, None)),
@@ -28,6 +30,7 @@ ESTIMATORS = [
                      random_state=0),
     NeuralRegressor(hidden_units=(16,), max_epochs=10, lr=0.02, batch_size=32,
                     random_state=0),
+    TextEmbedder("tfidf", n_components=2),
 ]
 
 _MINIBATCH_WEIGHTS = (
