@@ -20,6 +20,8 @@ _LAZY = {
     "modality_importance": "skmm.inspection",
     "NeuralClassifier": "skmm.neural",
     "NeuralRegressor": "skmm.neural",
+    "MultimodalNetClassifier": "skmm.multimodal_net",
+    "MultimodalNetRegressor": "skmm.multimodal_net",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,0 +1,301 @@
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from skmm import MultimodalNetClassifier, MultimodalNetRegressor
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+WORDS = ["cotton", "summer", "classic", "slim", "casual", "soft", "urban", "daily"]
+
+
+def _frame(n, tmp_path, seed=0):
+    """Rows whose image, text and tabular columns each carry an independent label.
+
+    Image: a red or blue 16 px square (with noise); text: "alpha" or "beta"
+    among filler words; tabular: the sign of ``x`` and a matching colour
+    category. Returns the frame and the three labels.
+    """
+    rng = np.random.default_rng(seed)
+    y_image, y_text, y_tab = (rng.integers(0, 2, n) for _ in range(3))
+    paths = []
+    for i, label in enumerate(y_image):
+        pixels = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8)
+        pixels[..., 0 if label else 2] += 180
+        path = tmp_path / f"img_{seed}_{i}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(str(path))
+    titles = [
+        " ".join(rng.choice(WORDS, 2)) + (" alpha" if label else " beta") for label in y_text
+    ]
+    x = np.where(y_tab == 1, 1.0, -1.0) * rng.uniform(0.5, 2.0, n)
+    colour = np.where(y_tab == 1, "green", "grey")
+    X = pd.DataFrame({"image": paths, "title": titles, "x": x, "colour": colour,
+                      "noise": rng.normal(size=n)})
+    return X, {"image": y_image, "text": y_text, "tabular": y_tab}
+
+
+def _clf(**params):
+    kwargs = dict(image="image", text="title", tabular=["x", "colour", "noise"],
+                  image_size=16, max_epochs=6, lr=0.01, batch_size=32, random_state=0,
+                  fusion_width=32, hidden_units=(32,))
+    kwargs.update(params)
+    return MultimodalNetClassifier(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("images")
+    X, labels = _frame(240, path)
+    return X, labels
+
+
+# -- learning ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("modality", ["image", "text", "tabular"])
+def test_each_tower_learns_the_label_only_its_modality_carries(data, modality):
+    X, labels = data
+    y = labels[modality]
+    clf = _clf(max_epochs=8).fit(X[:160], y[:160])
+    assert clf.score(X[160:], y[160:]) > 0.9
+    # the other labels are independent of this one: chance level on them
+    other = next(m for m in labels if m != modality)
+    assert clf.score(X[160:], labels[other][160:]) < 0.75
+
+
+@pytest.mark.parametrize("text_tower", ["bag", "lstm", "gru", "cnn", "transformer"])
+def test_every_text_tower_learns(data, text_tower):
+    X, labels = data
+    clf = _clf(image=None, tabular=None, text_tower=text_tower, max_epochs=8)
+    clf.fit(X[:160], labels["text"][:160])
+    assert clf.score(X[160:], labels["text"][160:]) > 0.9
+
+
+def test_regressor_learns_a_numeric_target(data):
+    X, labels = data
+    y = labels["text"] * 10.0 + 5.0
+    reg = MultimodalNetRegressor(image=None, text="title", tabular=["noise"], max_epochs=10,
+                                 lr=0.01, random_state=0).fit(X[:160], y[:160])
+    pred = reg.predict(X[160:])
+    assert pred.shape == (80,)
+    assert np.abs(pred - y[160:]).mean() < 2.0
+    assert not hasattr(reg, "predict_proba")
+
+
+# -- missing modalities -----------------------------------------------------
+
+
+def test_rows_with_a_missing_modality_still_get_predictions(data):
+    X, labels = data
+    clf = _clf(on_error="zero", modality_dropout=0.3).fit(X[:160], labels["text"][:160])
+    test = X[160:170].copy()
+    test.loc[test.index[0], "image"] = np.nan
+    test.loc[test.index[1], "image"] = "/no/such/file.png"
+    test.loc[test.index[2], "title"] = ""
+    test.loc[test.index[3], "title"] = None
+    test.loc[test.index[4], ["x", "colour", "noise"]] = [np.nan, None, np.nan]
+    test.loc[test.index[5], "colour"] = "never seen"
+    test.loc[test.index[6], ["image", "title"]] = [None, None]
+    with pytest.warns(UserWarning, match="image"):
+        proba = clf.predict_proba(test)
+    assert proba.shape == (10, 2) and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    # the rows that keep their text keep its prediction
+    kept = [0, 1, 4, 5, 7, 8, 9]
+    expected = labels["text"][160:170][kept]
+    assert (clf.predict(test)[kept] == expected).mean() >= 0.8
+
+
+def test_missing_image_raises_by_default_naming_the_row(data):
+    X, labels = data
+    X = X[:40].copy()
+    X.loc[X.index[3], "image"] = "/no/such/file.png"
+    with pytest.raises(ValueError, match=r"column 'image', row 3.*on_error='zero'"):
+        _clf(max_epochs=1).fit(X, labels["image"][:40])
+
+
+def test_modality_dropout_makes_the_model_robust_to_a_missing_modality(data):
+    X, labels = data
+    # the text gives the label away, a tabular column only hints at it; at
+    # predict time the text is gone
+    y = labels["tabular"]
+    rng = np.random.default_rng(1)
+    X = X.assign(title=np.where(y == 1, "alpha", "beta"),
+                 weak=y + rng.normal(scale=0.35, size=len(y)))
+    without_text = X[160:].assign(title=None)
+
+    def accuracy(p):
+        scores = [
+            _clf(image=None, tabular=["weak"], modality_dropout=p, max_epochs=8,
+                 random_state=seed).fit(X[:160], y[:160]).score(without_text, y[160:])
+            for seed in range(3)
+        ]
+        return np.mean(scores)
+
+    plain, robust = accuracy(0.0), accuracy(0.5)
+    assert robust > 0.8
+    assert robust > plain + 0.1
+
+
+# -- fold safety --------------------------------------------------------------
+
+
+def test_vocabulary_and_scalers_are_learned_from_the_training_rows_only(data):
+    X, labels = data
+    train, test = X[:160].copy(), X[160:].copy()
+    test["title"] = test["title"] + " leakedword"
+    test["x"] = test["x"] + 1000.0
+    test["colour"] = "leakedcolour"
+    clf = _clf(image=None, max_epochs=1).fit(train, labels["text"][:160])
+    vocabulary = clf.encoder_.vocabulary_
+    assert "leakedword" not in vocabulary.vocab_
+    prep = clf.encoder_.tabular_
+    np.testing.assert_allclose(prep.mean_[0], train["x"].mean())
+    assert "leakedcolour" not in set(np.concatenate(prep.categories_).tolist())
+    # predicting on the test rows changes nothing that was learned
+    clf.predict(test)
+    assert "leakedword" not in clf.encoder_.vocabulary_.vocab_
+    # and refitting on other rows learns afresh
+    clf.fit(test, labels["text"][160:])
+    assert "leakedword" in clf.encoder_.vocabulary_.vocab_
+
+
+# -- sklearn contract -------------------------------------------------------
+
+
+def _passthrough(df):
+    return df.assign(noise=df["noise"] * 2)
+
+
+def test_works_as_the_last_step_of_a_pipeline_and_in_cross_validate(data):
+    X, labels = data
+    pipe = Pipeline([
+        ("prep", FunctionTransformer(_passthrough)),
+        ("net", _clf(image=None, max_epochs=4)),
+    ])
+    result = cross_validate(pipe, X[:160], labels["tabular"][:160], cv=2)
+    assert result["test_score"].min() > 0.85
+
+
+def test_grid_search_over_text_tower_fusion_freeze_and_lr(data):
+    X, labels = data
+    grid = GridSearchCV(
+        _clf(image=None, tabular=["noise"], max_epochs=4),
+        {"text_tower": ["bag", "cnn"], "fusion": ["concat", "gated"],
+         "freeze": [False, {"text": True}], "lr": [0.01]},
+        cv=2,
+    ).fit(X[:120], labels["text"][:120])
+    assert grid.best_params_["freeze"] is False  # a frozen random text tower learns less
+    assert grid.best_score_ > 0.9
+    assert set(grid.cv_results_["param_text_tower"]) == {"bag", "cnn"}
+
+
+def test_frozen_tower_keeps_its_weights(data):
+    X, labels = data
+    clf = _clf(freeze={"image": True}, max_epochs=1)
+    clf.fit(X[:64], labels["text"][:64])
+    start = _clf(freeze={"image": True}, max_epochs=1)
+    start.max_epochs = 0
+    start.fit(X[:64], labels["text"][:64])
+    before = start.module_.towers["image"].module.state_dict()
+    after = clf.module_.towers["image"].module.state_dict()
+    for key in before:
+        torch.testing.assert_close(before[key], after[key])
+    assert clf.frozen_ == ["image"]
+    assert not clf.module_.towers["image"].training
+
+
+def test_clone_params_and_fit_returns_self(data):
+    X, labels = data
+    clf = _clf(max_epochs=1, module__dropout=0.1)
+    params = clf.get_params()
+    assert params["image"] == "image" and params["module__dropout"] == 0.1
+    twin = clone(clf)
+    assert twin.get_params()["text_tower"] == "bag"
+    assert twin.set_params(text_tower="gru") is twin and twin.text_tower == "gru"
+    assert clf.fit(X[:40], labels["text"][:40]) is clf
+    assert not hasattr(clone(clf), "module_")
+
+
+def test_errors_before_fit_and_for_bad_input(data):
+    X, labels = data
+    with pytest.raises(NotFittedError):
+        _clf().predict(X[:5])
+    with pytest.raises(KeyError, match="'titel'.*title"):
+        _clf(text="titel", max_epochs=1).fit(X[:20], labels["text"][:20])
+    with pytest.raises(TypeError, match="DataFrame"):
+        _clf(max_epochs=1).fit(X[["x", "noise"]].to_numpy(), labels["text"])
+    with pytest.raises(ValueError, match="text_tower.*'gru'"):
+        _clf(text_tower="gruu").fit(X[:20], labels["text"][:20])
+    with pytest.raises(ValueError, match="freeze has the key 'images'"):
+        _clf(freeze={"images": True}).fit(X[:20], labels["text"][:20])
+    with pytest.raises(ValueError, match="at least one modality"):
+        MultimodalNetClassifier().fit(X[:20], labels["text"][:20])
+    with pytest.raises(ValueError, match="modality_dropout"):
+        _clf(modality_dropout=1.5).fit(X[:20], labels["text"][:20])
+
+
+# -- determinism and pickling -----------------------------------------------
+
+
+def test_same_random_state_gives_the_same_model(data):
+    X, labels = data
+    params = dict(max_epochs=2, modality_dropout=0.3, dropout=0.1)
+    first = _clf(**params).fit(X[:96], labels["image"][:96]).predict_proba(X[96:128])
+    second = _clf(**params).fit(X[:96], labels["image"][:96]).predict_proba(X[96:128])
+    np.testing.assert_array_equal(first, second)
+    other = _clf(random_state=1, **params).fit(X[:96], labels["image"][:96])
+    assert not np.array_equal(other.predict_proba(X[96:128]), first)
+
+
+def test_pickle_round_trip_and_cuda_code_path(data):
+    X, labels = data
+    clf = _clf(max_epochs=2, early_stopping=True).fit(X[:96], labels["image"][:96])
+    expected = clf.predict_proba(X[96:128])
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X[96:128]), expected)
+    # what a CPU-only machine sees of a CUDA-trained net: mapped to the CPU, no warning
+    clf.device_ = "cuda"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restored = pickle.loads(pickle.dumps(clf))
+    assert restored.device_ == "cpu"
+    np.testing.assert_array_equal(restored.predict_proba(X[96:128]), expected)
+
+
+def test_dataloader_workers_give_the_same_kind_of_model(data):
+    X, labels = data
+    clf = _clf(max_epochs=3, num_workers=1, augment=False).fit(X[:96], labels["image"][:96])
+    assert clf.score(X[96:160], labels["image"][96:160]) > 0.8
+
+
+@pytest.mark.gpu
+def test_cuda_training_with_amp_and_unpickling_on_cpu(data, monkeypatch):
+    X, labels = data
+    clf = _clf(device="cuda", max_epochs=6).fit(X[:160], labels["image"][:160])
+    assert clf.device_ == "cuda"
+    assert clf.score(X[160:], labels["image"][160:]) > 0.9
+    expected = clf.predict_proba(X[160:])
+    blob = pickle.dumps(clf)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    restored = pickle.loads(blob)
+    assert restored.device_ == "cpu"
+    np.testing.assert_allclose(restored.predict_proba(X[160:]), expected, atol=2e-2)
