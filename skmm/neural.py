@@ -749,8 +749,8 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
     (``MultimodalFuser(output="dict")``). It outputs logits trained with
     cross-entropy, so ``predict_proba`` is their softmax; labels may be of any
     type (strings, ints), two classes or more. Batches are slices of
-    in-memory tensors (on the GPU when there is one), several times faster
-    than skorch's per-row data loading.
+    in-memory tensors (on the GPU when there is one) rather than skorch's
+    per-row loading, so a batch costs what it costs in a hand-written loop.
 
     Parameters
     ----------"""
