@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
+import skorch.dataset
 import torch
 
 # A dense block larger than this stays a sparse matrix and is densified batch
@@ -40,7 +41,7 @@ def _to_device(tensor, device):
     return tensor.to(device, non_blocking=True)
 
 
-class InMemoryDataset(torch.utils.data.Dataset):
+class InMemoryDataset(skorch.dataset.Dataset):
     """Inputs, targets and sample weights held as tensors (or CSR matrices).
 
     Parameters
@@ -62,15 +63,25 @@ class InMemoryDataset(torch.utils.data.Dataset):
         first = next(iter(X.values())) if is_modality_dict(X) else X
         self.n_rows = first.shape[0]
 
-    # skorch's scoring callbacks read ``dataset.X``/``dataset.y`` to score on
-    # this data; handing back the dataset itself keeps them in the estimator's
-    # internal target space (encoded classes, scaled targets), like ``y``.
+    # A skorch Dataset (its __init__ aside) so that skorch's scoring callbacks
+    # read ``dataset.X``/``dataset.y`` to score on it; handing back the dataset
+    # itself as X keeps predictions in the estimator's internal target space
+    # (encoded classes, scaled targets), like ``y``.
     @property
     def X(self):
         return self
 
     def __len__(self):
         return self.n_rows
+
+    @property
+    def index_device(self):
+        """Where row indices should live: with the first dense block."""
+        blocks = self.X_data.values() if is_modality_dict(self.X_data) else [self.X_data]
+        for block in blocks:
+            if isinstance(block, torch.Tensor):
+                return block.device
+        return torch.device("cpu")
 
     def __getitem__(self, i):
         """One row ``(x, y)``, for torch's DataLoader if a user plugs one in."""
@@ -173,6 +184,8 @@ class TensorBatchLoader:
         bounds = self._bounds()
         if self.shuffle:
             order = torch.randperm(len(self.dataset))
+            if order.device != self.dataset.index_device:
+                order = order.to(self.dataset.index_device)
             for start, stop in bounds:
                 yield self.dataset.batch(order[start:stop])
         else:

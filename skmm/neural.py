@@ -46,7 +46,7 @@ from ._neural_data import (
     resolve_device,
     to_block,
 )
-from ._validation import did_you_mean
+from ._validation import did_you_mean, is_missing
 
 
 def _plain(value):
@@ -73,11 +73,14 @@ def _seeded(seed, device):
         yield
         return
     cuda = torch.device(device).type == "cuda"
-    index = torch.device(device).index or 0
+    index = torch.device(device).index
+    if cuda and index is None:
+        index = torch.cuda.current_device()
     with torch.random.fork_rng(devices=[index] if cuda else []):
         torch.default_generator.manual_seed(seed)
         if cuda:
-            torch.cuda.manual_seed(seed)
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
         yield
 
 
@@ -171,7 +174,6 @@ class _NeuralMixin:
             raise ValueError(
                 f"n_iter_no_change must be a positive int, got {self.n_iter_no_change!r}"
             )
-        return tuple(int(h) for h in hidden)
 
     # -- device --------------------------------------------------------------
 
@@ -506,6 +508,13 @@ class _NeuralMixin:
             kwargs["batch_size"] = len(dataset)
         if isinstance(iterator, type) and issubclass(iterator, TensorBatchLoader):
             kwargs.setdefault("shuffle", training)
+        elif isinstance(dataset, InMemoryDataset) and dataset.sample_weight is not None:
+            raise ValueError(
+                "sample_weight and class_weight reach the loss through the batches of "
+                "the default iterator (TensorBatchLoader); with "
+                f"{getattr(iterator, '__name__', iterator)!r} they would be ignored. "
+                "Use the default iterator_train/iterator_valid, or drop the weights."
+            )
         return iterator(dataset, **kwargs)
 
     def get_split_datasets(self, X, y=None, **fit_params):
@@ -613,6 +622,12 @@ class _NeuralMixin:
         weights = self._training_weights(
             self._check_sample_weight(sample_weight, n_rows), y_internal
         )
+        if (self.amp and torch.device(self.device_).type == "cuda"
+                and not torch.cuda.is_bf16_supported()):
+            raise ValueError(
+                f"amp=True runs in bfloat16, which {torch.cuda.get_device_name()} does "
+                "not support; set amp=False."
+            )
         if self.batch_norm and n_rows < 2:
             raise ValueError("batch_norm=True needs at least 2 samples to train on.")
         dataset = self._to_dataset(blocks, y_internal, weights)
@@ -671,7 +686,9 @@ _SKORCH_PARAMS_DOC = """
     use_caching : bool or "auto", default="auto"
         Scoring callbacks reuse the predictions of the validation pass.
     torch_load_kwargs : dict or None, default=None
-        Passed to ``torch.load`` when unpickling.
+        Passed to ``torch.load`` when unpickling."""
+
+_KWARGS_DOC = """
     **kwargs
         Routed parameters as in skorch: ``module__*`` (extra arguments of the
         module, e.g. ``module__n_heads``), ``optimizer__*``, ``criterion__*``,
@@ -683,15 +700,15 @@ _OWN_PARAMS_DOC = """
         matrix, or ``ModalityFusion`` followed by an MLP on a dict of
         modalities. A module given here is used as in skorch (with
         ``module__*`` arguments); on dict input it is called as
-        ``module(**{{modality: tensor}})``.
+        ``module(**{modality: tensor})``.
     hidden_units : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear model.
-    activation : {{"relu", "gelu", "silu", "tanh", "leaky_relu"}}, default="relu"
+    activation : {"relu", "gelu", "silu", "tanh", "leaky_relu"}, default="relu"
     dropout : float, default=0.0
         Dropout after each hidden layer (and each modality encoder).
     batch_norm : bool, default=False
         Batch normalization after each hidden layer's linear map.
-    fusion : {{"concat", "weighted", "attention", "gated"}}, default="concat"
+    fusion : {"concat", "weighted", "attention", "gated"}, default="concat"
         How the modalities of a dict input are fused after their encoders (to
         ``fusion_width`` each): concatenation, learned softmax weights,
         attention of a learned query over the modality tokens, or a gated
@@ -732,8 +749,8 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
     (``MultimodalFuser(output="dict")``). It outputs logits trained with
     cross-entropy, so ``predict_proba`` is their softmax; labels may be of any
     type (strings, ints), two classes or more. Batches are slices of
-    in-memory tensors (on the GPU when there is one), several times faster
-    than skorch's per-row data loading.
+    in-memory tensors (on the GPU when there is one) rather than skorch's
+    per-row loading, so a batch costs what it costs in a hand-written loop.
 
     Parameters
     ----------"""
@@ -748,7 +765,9 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         + """
     classes : array-like or None, default=None
         The labels, in the order of ``predict_proba``'s columns; None takes
-        the sorted labels of y.
+        the sorted labels of y."""
+        + _KWARGS_DOC
+        + """
 
     Attributes
     ----------
@@ -926,10 +945,22 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         name = type(self).__name__
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None.")
-        y = check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False,
-                        input_name="y")
+        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
         y = column_or_1d(y, warn=True)
         check_consistent_length(np.empty(n_rows), y)
+        if y.dtype == object:
+            missing = [i for i, label in enumerate(y) if is_missing(label)]
+            if missing:
+                raise ValueError(
+                    f"y has a missing label at row {missing[0]} ({y[missing[0]]!r}); "
+                    "drop those rows or give them a label."
+                )
+            if len({type(label) for label in y}) > 1:
+                kinds = sorted({type(label).__name__ for label in y})
+                raise ValueError(
+                    f"y mixes label types ({', '.join(kinds)}); use one type, e.g. "
+                    "y.astype(str)."
+                )
         check_classification_targets(y)
         if reset:
             given = classes if classes is not None else self.classes
@@ -1077,6 +1108,7 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         Losses in ``history_`` are then in standardized units."""
         + _SHARED_TAIL_DOC.format(stratified="")
         + _SKORCH_PARAMS_DOC.format(criterion="torch.nn.MSELoss", valid_acc="")
+        + _KWARGS_DOC
         + """
 
     Attributes
@@ -1089,6 +1121,8 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         The device the network trained on.
     n_outputs_ : int
         Number of targets.
+    y_ndim_ : int
+        1 or 2: the shape of y in fit, which ``predict`` returns.
     target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
         The standardization of y (0 and 1 when ``scale_target=False``).
     modalities_ : list of str or None
