@@ -166,7 +166,7 @@ def per_image_loop(embedder, paths):
     def one(path):
         with Image.open(path) as img:
             img = img.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-        x = torch.from_numpy(np.asarray(img)).to(device).permute(2, 0, 1)[None].float()
+        x = torch.from_numpy(np.array(img)).to(device).permute(2, 0, 1)[None].float()
         return model((x / 255.0 - mean) / std).float().cpu()
 
     with torch.inference_mode(), amp:

@@ -281,10 +281,13 @@ def build_image_encoder(
         raise ValueError(
             f"backbone must be one of {BACKBONES} or a torch.nn.Module, got {backbone!r}"
         )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed(random_state))
-        body = _FACTORIES[backbone]()
-    if weights is not None:
+    if weights is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed(random_state))
+            body = _FACTORIES[backbone]()
+    else:
+        with torch.device("meta"):  # no time spent on an initialisation thrown away
+            body = _FACTORIES[backbone]()
         _load_weights(body, backbone, weights)
     if isinstance(body, ResNet):
         body.fc = None
@@ -456,4 +459,36 @@ def _load_state_dict(module, state, name, path):
             + ". Check that the file was saved from the same architecture "
             "(torch.save(model.state_dict(), path))."
         )
-    module.load_state_dict(state, strict=True)
+    if any(t.is_meta for t in own.values()):  # built on the meta device
+        module.load_state_dict(state, strict=True, assign=True)
+    else:
+        module.load_state_dict(state, strict=True)
+
+
+def fold_batchnorm(encoder):
+    """Fold every BatchNorm of a built-in backbone into the convolution before it.
+
+    For frozen inference only (the statistics become constants): one pass
+    over memory fewer per convolution, and no intermediate kept for it.
+    User modules are left as they are. Returns ``encoder``, changed in place.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    body = encoder.body
+    pairs = []
+    if isinstance(body, ResNet):
+        pairs.append((body, "conv1", "bn1"))
+        for name in LAYERS:
+            for block in getattr(body, name) or ():
+                pairs += [(block, f"conv{i}", f"bn{i}") for i in (1, 2, 3)
+                          if hasattr(block, f"conv{i}")]
+                if block.downsample is not None:
+                    pairs.append((block.downsample, "0", "1"))
+    elif isinstance(body, SimpleCNN):
+        pairs += [(getattr(body, name), "0", "1") for name in LAYERS
+                  if getattr(body, name) is not None]
+    for parent, conv, bn in pairs:
+        if isinstance(getattr(parent, bn), nn.BatchNorm2d):
+            setattr(parent, conv, fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn)))
+            setattr(parent, bn, nn.Identity())
+    return encoder

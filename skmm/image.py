@@ -282,7 +282,7 @@ default="resnet18"
 
         import torch
 
-        from ._backbones import build_image_encoder
+        from ._backbones import build_image_encoder, fold_batchnorm
 
         self._check_params()
         _, name, _ = column_values(X)
@@ -297,7 +297,8 @@ default="resnet18"
             backbone, weights=self.weights, layer=self.layer, pooling=self.pooling,
             random_state=self.random_state, image_size=self._size,
         )
-        self.model_ = self._place(model.eval())
+        # frozen: batch norms fold into the convolutions (faster, less memory)
+        self.model_ = self._place(fold_batchnorm(model.eval()))
         self._n_features_out = self.embedding_dim_ + bool(self.missing_indicator)
         return self
 
