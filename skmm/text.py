@@ -270,8 +270,8 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         except ValueError:
             raise ValueError(
                 f"column {self._column!r} has no words to learn TF-IDF features from (its "
-                f"{len(texts)} rows are empty, missing or stop words only); give it some "
-                "text, or use a neural model"
+                f"{len(texts)} rows are missing, empty or without a word of two or more "
+                "characters); give it some text, or use a neural model"
             ) from None
         most = min(tfidf.shape)
         if self.n_components is None:
