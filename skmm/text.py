@@ -71,18 +71,18 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         so that dot products are cosine similarities. Rows of all zeros
         (text without a known word, with "tfidf") stay zero.
     batch_size : int, default=32
-        Texts per forward pass of the model.
+        Texts per forward pass of a neural model.
     max_length : int, default=None
         Tokens kept per text; longer texts are truncated. None keeps the
         model's own limit: its ``max_seq_length`` for a sentence-transformers
         model (256 for all-MiniLM-L6-v2), the tokenizer's
         ``model_max_length`` for a transformers model.
     device : str, default="auto"
-        Where the model runs: "auto" (a CUDA GPU when torch sees one, else
-        the CPU), "cpu", "cuda", "cuda:1", "mps".
+        Where a neural model runs: "auto" (a CUDA GPU when torch sees one,
+        else the CPU), "cpu", "cuda", "cuda:1", "mps".
     dtype : {"auto", "float32", "float16", "bfloat16"}, default="auto"
-        Precision the model runs in; "auto" is float16 on CUDA and float32
-        elsewhere. The output is float32 whatever the choice.
+        Precision a neural model runs in; "auto" is float16 on CUDA and
+        float32 elsewhere. The output is float32 whatever the choice.
     encoding : str, default="utf-8"
         Encoding used to decode cells that hold bytes.
     missing_indicator : bool, default=False
@@ -270,8 +270,8 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         except ValueError:
             raise ValueError(
                 f"column {self._column!r} has no words to learn TF-IDF features from (its "
-                f"{len(texts)} rows are empty, missing or stop words only); give it some "
-                "text, or use a neural model"
+                f"{len(texts)} rows are missing, empty or without a word of two or more "
+                "characters); give it some text, or use a neural model"
             ) from None
         most = min(tfidf.shape)
         if self.n_components is None:
