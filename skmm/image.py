@@ -2,7 +2,9 @@
 
 import contextlib
 import os
+import threading
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -199,12 +201,33 @@ default="resnet18"
         random state is left untouched.
     verbose : bool, default=False
         Show a progress bar while embedding.
+    cache : None, str, path-like or EmbeddingCache, default=None
+        Where to keep the embedding of each image, so that the folds and grid
+        points of a search (and later runs) embed each photo once: a
+        directory, or an :class:`~skmm.EmbeddingCache` shared by several
+        estimators. What is cached is the network's output for one image
+        (before the missing indicator), keyed by the network's identity
+        (architecture, a digest of its weights, ``layer``, ``pooling``,
+        ``image_size``, ``mean``, ``std``, the device type and precision) and
+        by the image's content (the file's bytes for a path, so an edited
+        file is embedded again). Nothing here is fit on the data, so nothing
+        leaks between folds. Rows that could not be read are never stored.
+        A cached row is exactly what the network returned when it was stored;
+        the network's output for an image can change in the last bits with
+        the batch it runs in (the CPU kernels pick their algorithm by batch
+        size), so a run with a cache matches one without to about 1e-6.
 
     Attributes
     ----------
     model_ : torch.nn.Module
         The encoder, in eval mode on ``device_``: normalized ``(N, 3, H, W)``
-        images to ``(N, D)`` features.
+        images to ``(N, D)`` features. Embedders fitted in one process with
+        the same built-in backbone, weights (a file, "imagenet" or an int
+        ``random_state``) and settings share one frozen network, so the fits
+        of a grid search build it once.
+    encoder_key_ : str or None
+        The network's key in ``cache`` (see :func:`skmm.cache.encoder_key`);
+        None without a cache.
     device_ : torch.device
         Where the encoder runs.
     embedding_dim_ : int
@@ -247,6 +270,7 @@ default="resnet18"
         missing_indicator=False,
         random_state=None,
         verbose=False,
+        cache=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -263,6 +287,7 @@ default="resnet18"
         self.missing_indicator = missing_indicator
         self.random_state = random_state
         self.verbose = verbose
+        self.cache = cache
 
     def fit(self, X, y=None):
         """Load the network; nothing is learned from X.
@@ -278,28 +303,32 @@ default="resnet18"
         -------
         self : ImageEmbedder
         """
-        import copy
-
-        import torch
-
-        from ._backbones import build_image_encoder, fold_batchnorm
+        from .cache import check_cache, encoder_key
 
         self._check_params()
+        check_cache(self.cache)
         _, name, _ = column_values(X)
         self.n_features_in_ = 1
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray([name], dtype=object)
         self.device_ = _resolve_device(self.device)
-        backbone = self.backbone
-        if isinstance(backbone, torch.nn.Module):
-            backbone = copy.deepcopy(backbone).cpu()
-        model, self.embedding_dim_ = build_image_encoder(
-            backbone, weights=self.weights, layer=self.layer, pooling=self.pooling,
-            random_state=self.random_state, image_size=self._size,
-        )
-        # frozen: batch norms fold into the convolutions (faster, less memory)
-        self.model_ = self._place(fold_batchnorm(model.eval()))
+        shared = _shared_network(self)
+        self.model_, self.embedding_dim_ = shared.model, shared.dim
         self._n_features_out = self.embedding_dim_ + bool(self.missing_indicator)
+        self.encoder_key_ = None
+        if self.cache is not None:
+            amp_dtype = _amp_dtype(self.precision, self.device_)
+            self.encoder_key_ = encoder_key(
+                encoder="ImageEmbedder",
+                backbone=(
+                    self.backbone if isinstance(self.backbone, str)
+                    else type(self.backbone).__qualname__
+                ),
+                weights=shared.digest(), layer=self.layer, pooling=self.pooling,
+                image_size=self._size, normalizer=[a.ravel() for a in self._normalizer],
+                device=self.device_.type, precision=str(amp_dtype or "float32"),
+                dim=self.embedding_dim_,
+            )
         return self
 
     def transform(self, X):
@@ -318,13 +347,60 @@ default="resnet18"
             column when ``missing_indicator=True``).
         """
         check_is_fitted(self)
-        import torch
+        from .cache import cached_embed, content_key
 
         values, column, rows = column_values(X)
         fix = "pass on_error='zero' to embed such rows as zeros"
         if self.on_error == "raise":
             _check_cells_fast(values, column, rows, fix)
+        failed_values = []
+
+        def embed(todo):
+            vectors, failures = self._embed(todo)
+            failed_values.extend(todo[i] for i, _ in failures)
+            valid = np.ones(len(todo), dtype=bool)
+            valid[[i for i, _ in failures]] = False
+            return vectors, valid
+
+        try:
+            features, _ = cached_embed(
+                self.cache, self.encoder_key_, values, embed, strings="path"
+            )
+        except _CellError as exc:
+            row = next(i for i, value in enumerate(values) if value is exc.value)
+            raise ValueError(cell_error(column, rows[row], exc.value, exc.cause, fix)) from None
+        if not self.missing_indicator and not failed_values:
+            return features
         out = np.zeros((len(values), self._n_features_out), dtype=np.float32)
+        out[:, : self.embedding_dim_] = features
+        failed = []
+        if failed_values:
+            # rows share a computed row when their content is the same
+            ids = {id(value) for value in failed_values}
+            keys = {content_key(value, strings="path") for value in failed_values} - {None}
+            failed = [
+                i for i, value in enumerate(values)
+                if id(value) in ids or (keys and content_key(value, strings="path") in keys)
+            ]
+            warnings.warn(
+                f"{type(self).__name__}: {len(failed)} of {len(values)} rows of column "
+                f"{column!r} could not be read and were embedded as zeros (first: row "
+                f"{rows[failed[0]]!r}).",
+                UserWarning,
+            )
+            if self.missing_indicator:
+                out[failed, -1] = 1.0
+        return out
+
+    def _embed(self, values):
+        """Run the network on ``values``: ``(features, [(index, cause), ...])``.
+
+        Unreadable images give zero rows and are listed (``on_error="zero"``)
+        or raise :class:`_CellError` (``on_error="raise"``).
+        """
+        import torch
+
+        out = np.zeros((len(values), self.embedding_dim_), dtype=np.float32)
         failed = []
         device = self.device_
         amp_dtype = _amp_dtype(self.precision, device)
@@ -333,9 +409,7 @@ default="resnet18"
             for start, pixels, failures in self._batches(values):
                 if failures and self.on_error == "raise":
                     i, cause = failures[0]
-                    raise ValueError(
-                        cell_error(column, rows[start + i], values[start + i], cause, fix)
-                    )
+                    raise _CellError(values[start + i], cause)
                 stop = start + len(pixels)
                 if len(failures) < len(pixels):
                     x = to_input(
@@ -346,23 +420,12 @@ default="resnet18"
                         device.type, dtype=amp_dtype, enabled=amp_dtype is not None
                     ):
                         features = self.model_(x)
-                    out[start:stop, : self.embedding_dim_] = (
-                        features.float().cpu().numpy()
-                    )
-                for i, _ in failures:
-                    out[start + i, : self.embedding_dim_] = 0.0
-                    failed.append(start + i)
+                    out[start:stop] = features.float().cpu().numpy()
+                for i, cause in failures:
+                    out[start + i] = 0.0
+                    failed.append((start + i, cause))
                 progress.update(len(pixels))
-        if failed:
-            warnings.warn(
-                f"{type(self).__name__}: {len(failed)} of {len(values)} rows of column "
-                f"{column!r} could not be read and were embedded as zeros (first: row "
-                f"{rows[failed[0]]!r}).",
-                UserWarning,
-            )
-            if self.missing_indicator:
-                out[failed, -1] = 1.0
-        return out
+        return out, failed
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -482,6 +545,89 @@ default="resnet18"
 
 # channels-last convolutions measured faster on the CPU too (oneDNN)
 _CPU_CHANNELS_LAST = True
+
+
+class _CellError(Exception):
+    def __init__(self, value, cause):
+        super().__init__(cause)
+        self.value, self.cause = value, cause
+
+
+class _SharedNetwork:
+    """A built network, its width and (computed on demand, once) its weights digest."""
+
+    def __init__(self, model, dim):
+        self.model, self.dim = model, dim
+        self._digest = None
+
+    def digest(self):
+        if self._digest is None:
+            from .cache import state_dict_digest
+
+            self._digest = state_dict_digest(self.model)
+        return self._digest
+
+
+# Frozen networks built in this process, by everything that determines them:
+# the fits of a grid search reuse one instead of building (and hashing) it
+# each time. Small: a few networks of a few tens of MB.
+_NETWORKS = OrderedDict()
+_NETWORKS_MAX = 4
+_NETWORKS_LOCK = threading.Lock()
+
+
+def _network_memo_key(embedder):
+    backbone, weights, seed = embedder.backbone, embedder.weights, embedder.random_state
+    if not isinstance(backbone, str):
+        return None  # a user module may change between fits
+    if weights is None:
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            return None  # an unseeded or RandomState initialisation differs per fit
+        weights_id = ("seed", int(seed))
+    elif isinstance(weights, str) and weights == "imagenet":
+        weights_id = ("imagenet",)
+    elif isinstance(weights, (str, os.PathLike)):
+        try:
+            st = os.stat(weights)
+        except (OSError, TypeError, ValueError):
+            return None  # build_image_encoder says what is wrong
+        weights_id = (os.path.abspath(os.fspath(weights)), st.st_size, st.st_mtime_ns)
+    else:
+        return None
+    return (
+        backbone, weights_id, embedder.layer, embedder.pooling, embedder._size,
+        str(embedder.device_), embedder._channels_last,
+    )
+
+
+def _shared_network(embedder):
+    import copy
+
+    import torch
+
+    from ._backbones import build_image_encoder, fold_batchnorm
+
+    key = _network_memo_key(embedder)
+    if key is not None:
+        with _NETWORKS_LOCK:
+            if key in _NETWORKS:
+                _NETWORKS.move_to_end(key)
+                return _NETWORKS[key]
+    backbone = embedder.backbone
+    if isinstance(backbone, torch.nn.Module):
+        backbone = copy.deepcopy(backbone).cpu()
+    model, dim = build_image_encoder(
+        backbone, weights=embedder.weights, layer=embedder.layer, pooling=embedder.pooling,
+        random_state=embedder.random_state, image_size=embedder._size,
+    )
+    # frozen: batch norms fold into the convolutions (faster, less memory)
+    shared = _SharedNetwork(embedder._place(fold_batchnorm(model.eval())), dim)
+    if key is not None:
+        with _NETWORKS_LOCK:
+            _NETWORKS[key] = shared
+            while len(_NETWORKS) > _NETWORKS_MAX:
+                _NETWORKS.popitem(last=False)
+    return shared
 
 
 def _torch_device(spec):

@@ -3,7 +3,9 @@
 import codecs
 import numbers
 import os
+import threading
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -99,6 +101,21 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     verbose : bool, default=False
         Say which model is loaded from where, and show a progress bar while
         embedding.
+    cache : None, str, path-like or EmbeddingCache, default=None
+        Where to keep the neural model's embedding of each distinct text, so
+        that the folds and grid points of a search (and later runs) embed each
+        title once: a directory, or an :class:`~skmm.EmbeddingCache` shared by
+        several estimators. What is cached is the frozen model's raw output
+        for one string (before ``n_components``, ``normalize`` and the
+        missing indicator), keyed by the model (its source, a digest of its
+        weights, ``max_length``, device type and dtype) and the string. What
+        is fit on the training rows is never cached: the PCA of
+        ``n_components`` and the whole ``"tfidf"`` backend (which ignores the
+        cache) are fit again on each fold. Cached rows are the model's exact
+        output when they were stored; the model's output for a string can
+        change in the last bits with the other strings of its batch
+        (padding), about 1e-6 relative, so a run with a cache matches one
+        without to that tolerance.
 
     Attributes
     ----------
@@ -118,6 +135,9 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Tokens kept per text (None for "tfidf").
     pca_ : PCA or None
         The PCA fit when ``n_components`` is set with a neural model.
+    encoder_key_ : str or None
+        The model's key in ``cache`` (see :func:`skmm.cache.encoder_key`);
+        None without a cache and with ``"tfidf"``.
     n_features_in_ : int
         Always 1: the transformer takes a single column.
     feature_names_in_ : ndarray of shape (1,)
@@ -161,6 +181,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         keep_weights_in_pickle=True,
         random_state=0,
         verbose=False,
+        cache=None,
     ):
         self.model = model
         self.backend = backend
@@ -175,6 +196,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.keep_weights_in_pickle = keep_weights_in_pickle
         self.random_state = random_state
         self.verbose = verbose
+        self.cache = cache
 
     def fit(self, X, y=None):
         """Load the model (or learn the TF-IDF + SVD) and any PCA from X.
@@ -239,9 +261,13 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     # -- fitting -----------------------------------------------------------
 
     def _fit(self, X, transform):
+        from .cache import check_cache
+
         self._check_params()
+        check_cache(self.cache)
         texts, missing = self._read(X, reset=True)
         self.pca_ = None
+        self.encoder_key_ = None
         cache = None
         if self.model == TFIDF:
             self._fit_tfidf(texts)
@@ -297,26 +323,48 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._probe = None
 
     def _load_model(self):
+        from .cache import encoder_key
+
         backend, source, origin = enc.resolve_model(self.model, self.backend)
         enc.require(backend)
         self.device_ = enc.resolve_device(self.device)
         self.dtype_ = enc.resolve_dtype(self.dtype, self.device_)
         if self.verbose:
             print(
-                f"TextEmbedder: loading {os.fspath(self.model)!r} from {origin} ({source}) "
-                f"with {backend}, on {self.device_} in {self.dtype_}"
+                f"TextEmbedder: loading {os.fspath(self.model)!r} from {origin} "
+                f"({source}) with {backend}, on {self.device_} in {self.dtype_}"
             )
-        self.model_ = enc.load_encoder(
-            backend, source, device=self.device_, dtype=self.dtype_,
-            name=os.fspath(self.model), origin=origin, verbose=self.verbose,
-        )
+        memo_key = (backend, source, self.device_, self.dtype_, self.max_length)
+        with _MODELS_LOCK:
+            shared = _MODELS.get(memo_key)
+            if shared is not None:
+                _MODELS.move_to_end(memo_key)
+        if shared is None:
+            model = enc.load_encoder(
+                backend, source, device=self.device_, dtype=self.dtype_,
+                name=os.fspath(self.model), origin=origin, verbose=self.verbose,
+            )
+            max_length = enc.configure_max_length(
+                model, backend, self.max_length, os.fspath(self.model)
+            )
+            probe = enc.encode(model, backend, [enc.PROBE_TEXT], 1)[0]
+            shared = _SharedModel(model, max_length, probe)
+            with _MODELS_LOCK:
+                _MODELS[memo_key] = shared
+                while len(_MODELS) > _MODELS_MAX:
+                    _MODELS.popitem(last=False)
+        self.model_ = shared.model
         self.backend_ = backend
         self.model_path_ = source
-        self.max_length_ = enc.configure_max_length(
-            self.model_, backend, self.max_length, os.fspath(self.model)
-        )
-        self._probe = enc.encode(self.model_, backend, [enc.PROBE_TEXT], 1)[0]
+        self.max_length_ = shared.max_length
+        self._probe = shared.probe
         self._raw_dim = len(self._probe)
+        if self.cache is not None:
+            self.encoder_key_ = encoder_key(
+                encoder="TextEmbedder", backend=backend, model=source,
+                weights=shared.digest(), max_length=self.max_length_,
+                device=self.device_.split(":")[0], dtype=self.dtype_,
+            )
 
     def _fit_pca(self, texts):
         from sklearn.decomposition import PCA
@@ -328,7 +376,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 f"n_components<={self._raw_dim} or None (no PCA)"
             )
         codes, distinct = _factorize(texts)
-        embeddings = self._embed_distinct(distinct)
+        embeddings = self._embed_cached(distinct)
         self.pca_ = PCA(self.n_components, random_state=self.random_state)
         self.pca_.fit(embeddings[codes])
         return codes, embeddings
@@ -393,7 +441,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         codes, embeddings = cache if cache is not None else (None, None)
         if codes is None:
             codes, distinct = _factorize(texts)
-            embeddings = self._embed_distinct(distinct)
+            embeddings = self._embed_cached(distinct)
         if self.pca_ is not None:
             embeddings = self.pca_.transform(embeddings).astype(np.float32, copy=False)
         if self.normalize:
@@ -410,6 +458,17 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if self.missing_indicator:
             out[:, width] = missing
         return out
+
+    def _embed_cached(self, texts):
+        """The raw embeddings of distinct strings, through the cache when there is one."""
+        if self.encoder_key_ is None:
+            return self._embed_distinct(texts)
+        from .cache import cached_embed
+
+        embeddings, _ = cached_embed(
+            self.cache, self.encoder_key_, texts, self._embed_distinct, strings="text"
+        )
+        return embeddings
 
     def _embed_distinct(self, texts):
         """Embed a list of distinct strings, streaming chunks through the model."""
@@ -502,6 +561,31 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 "fitted model.",
                 UserWarning,
             )
+
+
+class _SharedModel:
+    """A loaded model, its token limit, probe embedding and (once) weights digest."""
+
+    def __init__(self, model, max_length, probe):
+        self.model, self.max_length, self.probe = model, max_length, probe
+        self._digest = None
+
+    def digest(self):
+        if self._digest is None:
+            from .cache import state_dict_digest
+
+            network = self.model
+            if isinstance(network, enc.MeanPoolingEncoder):
+                network = network.model
+            self._digest = state_dict_digest(network)
+        return self._digest
+
+
+# Models loaded in this process, by source, device, dtype and max_length: the
+# fits of a grid search share one frozen model instead of loading it each time.
+_MODELS = OrderedDict()
+_MODELS_MAX = 2
+_MODELS_LOCK = threading.Lock()
 
 
 def _positive_int(value):

@@ -1,0 +1,166 @@
+"""ImageEmbedder and TextEmbedder with ``cache=``: each distinct value embedded once."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+
+from skmm import EmbeddingCache, ImageEmbedder, MultimodalFuser, TextEmbedder
+
+
+def _photos(folder, n=6):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        path = folder / f"photo{i}.png"
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def _image_embedder(**params):
+    return ImageEmbedder("simple_cnn", image_size=16, random_state=0, **params)
+
+
+def test_image_rows_are_counted_and_match_the_uncached_ones(tmp_path):
+    paths = _photos(tmp_path)
+    cache = EmbeddingCache(tmp_path / "cache")
+    embedder = _image_embedder(cache=cache).fit(paths)
+    column = paths + paths[:2]  # two repeats: embedded once
+    first = embedder.transform(column)
+    stats = cache.stats(embedder.encoder_key_)
+    assert (stats.n_rows, stats.misses, stats.hits) == (6, 6, 0)
+    again = embedder.transform(column[::-1])
+    stats = cache.stats(embedder.encoder_key_)
+    assert (stats.n_rows, stats.misses, stats.hits) == (6, 6, 6)
+    np.testing.assert_array_equal(again, first[::-1])
+
+    uncached = _image_embedder().fit(paths)
+    assert uncached.encoder_key_ is None
+    np.testing.assert_array_equal(uncached.transform(column), first)
+
+
+def test_an_edited_photo_is_embedded_again(tmp_path):
+    paths = _photos(tmp_path, n=3)
+    cache = EmbeddingCache(tmp_path / "cache")
+    embedder = _image_embedder(cache=cache).fit(paths)
+    before = embedder.transform(paths)
+    Image.new("RGB", (20, 20), (250, 10, 10)).save(paths[1])
+    os.utime(paths[1], ns=(0, 0))  # an old timestamp must not hide the edit
+    after = embedder.transform(paths)
+    assert cache.stats(embedder.encoder_key_).misses == 4
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    assert not np.allclose(after[1], before[1])
+    # row 1 was computed alone, not with its batch: the same up to the
+    # network's last-bit noise
+    np.testing.assert_allclose(
+        after, _image_embedder().fit(paths).transform(paths), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_unreadable_images_are_not_stored_and_keep_their_indicator(tmp_path):
+    paths = _photos(tmp_path, n=2)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    cache = EmbeddingCache(tmp_path / "cache")
+    embedder = _image_embedder(cache=cache, on_error="zero", missing_indicator=True)
+    column = [paths[0], str(broken), None, paths[1], str(broken)]
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="3 of 5 rows"):
+            out = embedder.fit(column).transform(column)
+        np.testing.assert_array_equal(out[:, -1], [0, 1, 1, 0, 1])
+        assert not out[[1, 2, 4], :-1].any() and out[[0, 3], :-1].any()
+    assert len(cache) == 2
+    with pytest.raises(ValueError, match=r"row 1: .*broken\.jpg"):
+        _image_embedder(cache=cache).fit(paths).transform([paths[0], str(broken)])
+
+
+def test_the_key_changes_with_every_setting_that_changes_the_output(tmp_path):
+    paths = _photos(tmp_path, n=2)
+    cache = EmbeddingCache(tmp_path / "cache")
+    keys = {
+        _image_embedder(cache=cache, **params).fit(paths).encoder_key_
+        for params in ({}, {"pooling": "max"}, {"mean": None, "std": None})
+    }
+    keys.add(ImageEmbedder("simple_cnn", image_size=24, random_state=0, cache=cache)
+             .fit(paths).encoder_key_)
+    keys.add(ImageEmbedder("simple_cnn", image_size=16, random_state=1, cache=cache)
+             .fit(paths).encoder_key_)
+    assert len(keys) == 5
+
+
+def test_text_rows_are_counted_and_pca_is_fit_per_call(tmp_path):
+    titles = ["Red cotton shirt", "Blue denim jeans", "Red cotton shirt", "Green wool hat",
+              "Black leather belt", None]
+    cache = EmbeddingCache(tmp_path / "cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the missing title
+        cached = TextEmbedder(cache=cache, missing_indicator=True).fit(titles)
+        out = cached.transform(titles)
+        key = cached.encoder_key_
+        stats = cache.stats(key)
+        assert (stats.n_rows, stats.misses) == (5, 5)  # 4 titles and the empty string
+        again = cached.transform(titles[::-1])
+        assert cache.stats(key).hits == 5
+        np.testing.assert_array_equal(again, out[::-1])
+        plain = TextEmbedder(missing_indicator=True).fit_transform(titles)
+        # the same strings, batched alike: the same bits
+        np.testing.assert_array_equal(out, plain)
+        # other batch companions: the model's own last-bit noise only
+        np.testing.assert_allclose(
+            TextEmbedder().fit_transform(titles[:2]), out[:2, :-1], rtol=0, atol=1e-6
+        )
+        # the PCA is fit on the rows given, the cached rows stay the model's own
+        reduced = TextEmbedder(cache=cache, n_components=2).fit(titles[:4])
+        assert reduced.encoder_key_ == key and reduced.transform(titles).shape == (6, 2)
+        np.testing.assert_allclose(
+            reduced.transform(titles),
+            TextEmbedder(n_components=2).fit(titles[:4]).transform(titles), atol=1e-5,
+        )
+    assert len(cache) == 5 and cache.stats(key).vector_bytes == 5 * 384 * 4
+    assert TextEmbedder("tfidf", cache=cache).fit(titles[:5]).encoder_key_ is None
+    assert len(cache) == 5
+
+
+def test_grid_search_shares_one_cache_and_embeds_each_value_once(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = _photos(tmp_path, n=12)
+    words = ["shirt", "jeans", "hat", "belt", "scarf", "boots"]
+    import pandas as pd
+
+    X = pd.DataFrame({"photo": paths, "title": [words[i % 6] for i in range(12)]})
+    y = np.array([0, 1] * 6)
+    rng.shuffle(y)
+    cache = EmbeddingCache(tmp_path / "cache")
+
+    def search(cache):
+        model = Pipeline([
+            ("fuser", MultimodalFuser([
+                ("image", _image_embedder(cache=cache), "photo"),
+                ("text", TextEmbedder(cache=cache), "title"),
+            ])),
+            ("clf", LogisticRegression()),
+        ])
+        return GridSearchCV(
+            model, {"fuser__weights": [None, {"text": 2.0}]}, cv=KFold(3)
+        ).fit(X, y)
+
+    cached = search(cache)
+    image_key, text_key = cache.encoder_keys()
+    assert "ImageEmbedder" in image_key and "TextEmbedder" in text_key
+    for key, n_distinct in ((image_key, 12), (text_key, 6)):
+        stats = cache.stats(key)
+        assert (stats.n_rows, stats.misses) == (n_distinct, n_distinct)
+    assert cache.stats(image_key).hits == 7 * 12 - 12  # 7 fits look every row up
+    plain = search(None)
+    np.testing.assert_allclose(
+        cached.cv_results_["mean_test_score"], plain.cv_results_["mean_test_score"]
+    )
+    np.testing.assert_allclose(
+        cached.predict_proba(X), plain.predict_proba(X), rtol=1e-4, atol=1e-5
+    )
