@@ -16,7 +16,7 @@ warm >= 20x faster than cold), the number of embeddings computed per encoder
 searches pick the same parameters.
 
 Run: PYTHONPATH=. python benchmarks/bench_cv.py [--rows 2000] [--backbone resnet18]
-     [--image-size 64]
+     [--image-size 64] [--threads 1]
 """
 
 import argparse
@@ -72,7 +72,15 @@ def main():
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="torch threads (default: torch's own); 1 is faster on a busy machine",
+    )
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     X, y = load_fashion(target="masterCategory", return_X_y=True)
     X, y = X[: args.rows], y[: args.rows]
