@@ -8,8 +8,9 @@ cross-validated accuracy of each: the fused model does at least as well as the
 best single modality.
 
 The fused model's fusion head (concatenation or attention over the modalities)
-is chosen by a grid search inside each training split (nested cross-validation). Every fit of every fold would embed the same
-photos and titles again; an embedding cache (an SQLite file in your user cache
+is chosen by a grid search inside each training split (nested
+cross-validation). Every fit of every fold would embed the same photos and
+titles again; an embedding cache (an SQLite file in your user cache
 folder, ~/.cache/skmm/quickstart) embeds each of them once, so a second run
 embeds nothing. The script ends with the accuracy the fused model loses when
 each modality is shuffled, and with ``--plot`` saves that as a bar chart,
