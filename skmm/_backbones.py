@@ -159,8 +159,9 @@ def resnet50(num_classes=1000):
 class SimpleCNN(nn.Module):
     """Four conv-BN-ReLU-maxpool stages (32, 64, 128, 256 channels).
 
-    About 0.4 M parameters and a fifth of resnet18's compute at the same
-    size: a quick network for small images (32 to 128 px), frozen or trained.
+    0.39 M parameters (resnet18: 11.7 M) and 40% of resnet18's compute at
+    the same size: a quick network for small images (24 to 128 px), frozen
+    or trained.
     """
 
     def __init__(self, widths=(32, 64, 128, 256)):

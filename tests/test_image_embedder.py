@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from torch import nn
@@ -247,9 +247,7 @@ def test_resnets_have_torchvisions_architecture_and_key_names(factory, n_params,
     assert net(torch.zeros(1, 3, 64, 64, device="meta")).shape == (1, 1000)
 
 
-@pytest.mark.parametrize("layer, width", [
-    ("layer1", 64), ("layer2", 128), ("layer3", 256), ("layer4", 512), (None, 512),
-])
+@pytest.mark.parametrize("layer, width", [("layer1", 64), ("layer3", 256), (None, 512)])
 def test_layer_picks_a_resnet_stage(layer, width):
     embedder = ImageEmbedder(image_size=32, layer=layer, random_state=0)
     out = embedder.fit_transform([np.zeros((8, 8, 3), dtype=np.uint8)])
@@ -519,7 +517,7 @@ def test_inside_multimodal_fuser_and_grid_search():
         ("fuser", MultimodalFuser([
             ("image", ImageEmbedder("simple_cnn", image_size=16, random_state=0), "image"),
         ])),
-        ("clf", LogisticRegression(max_iter=300)),
+        ("clf", RidgeClassifier()),
     ])
     search = GridSearchCV(
         model, {"fuser__image__pooling": ["avg", "avgmax"]}, cv=2, error_score="raise"
