@@ -8,13 +8,14 @@ the training device when they fit) and each batch is one slice, or one
 """
 
 import numbers
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
 import skorch.dataset
 import torch
+
+from ._device import resolve_device  # noqa: F401  (re-exported for the estimators)
 
 # A dense block larger than this stays a sparse matrix and is densified batch
 # by batch; smaller ones are densified once, which is faster.
@@ -239,49 +240,3 @@ def place(block, device):
 # -- devices ---------------------------------------------------------------
 
 
-def _in_bad_fork():
-    check = getattr(torch.cuda, "_is_in_bad_fork", None)
-    return bool(check and check())
-
-
-def resolve_device(device):
-    """The torch device string to train on, from the ``device`` parameter."""
-    if device is None:
-        return "cpu"
-    if isinstance(device, str) and device == "auto":
-        if torch.cuda.is_available() and not _in_bad_fork():
-            return "cuda"
-        if torch.cuda.is_available():
-            warnings.warn(
-                "device='auto' found CUDA unusable in this process (it was forked "
-                "after CUDA was initialized, e.g. by n_jobs>1 with the 'fork' start "
-                "method); training on the CPU.",
-                RuntimeWarning,
-            )
-        return "cpu"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device, "
-            f"got {device!r}"
-        ) from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} but no CUDA device is available; use "
-                "device='auto' (CUDA when available, else the CPU) or device='cpu'."
-            )
-        if _in_bad_fork():
-            raise RuntimeError(
-                f"device={device!r} cannot be used in this process: it was forked "
-                "after CUDA was initialized in its parent (n_jobs>1 with the 'fork' "
-                "start method). Use n_jobs=1, joblib's default 'loky' backend (each "
-                "worker then starts its own CUDA context), or device='cpu'."
-            )
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r} but only {torch.cuda.device_count()} CUDA "
-                "device(s) are visible"
-            )
-    return str(parsed) if not isinstance(device, str) else device

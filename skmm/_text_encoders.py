@@ -97,37 +97,6 @@ def require(backend):
             ) from exc
 
 
-def resolve_device(device):
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; check explicit devices."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps', got {device!r}"
-        ) from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} but torch sees no CUDA device here; pass device='auto' "
-                "(GPU when there is one) or device='cpu'"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r} but there are {torch.cuda.device_count()} CUDA devices"
-            )
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={device!r} but MPS is not available; pass device='cpu'")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps', got {device!r}"
-        )
-    return str(dev)
-
-
 def resolve_dtype(dtype, device):
     """'auto' -> float16 on CUDA (half the memory traffic), float32 elsewhere."""
     if dtype == "auto":

@@ -639,32 +639,16 @@ def _torch_device(spec):
 def _resolve_device(device):
     import torch
 
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(
-            f"device must be 'auto' or a torch device such as 'cpu' or 'cuda', got "
-            f"{device!r}"
-        ) from None
-    if not _device_available(resolved):
-        raise ValueError(
-            f"device={device!r} is not available on this machine; use device='auto' "
-            "to take a GPU when there is one, else the CPU"
-        )
-    return resolved
+    from ._device import resolve_device
+
+    return torch.device(resolve_device(device))
 
 
 def _device_available(device):
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.is_available() and (
-            device.index is None or device.index < torch.cuda.device_count()
-        )
-    if device.type == "mps":
-        return torch.backends.mps.is_available()
+    try:
+        _resolve_device(device)
+    except (ValueError, RuntimeError):
+        return False
     return True
 
 

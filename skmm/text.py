@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from . import _text_encoders as enc
+from ._device import resolve_device
 from ._text_input import clean_texts
 from ._validation import column_values
 
@@ -327,7 +328,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         backend, source, origin = enc.resolve_model(self.model, self.backend)
         enc.require(backend)
-        self.device_ = enc.resolve_device(self.device)
+        self.device_ = resolve_device(self.device)
         self.dtype_ = enc.resolve_dtype(self.dtype, self.device_)
         if self.verbose:
             print(
@@ -535,7 +536,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Where to run after unpickling: "auto" picks again, else the fitted
         device, or the CPU when this machine lacks it."""
         try:
-            return enc.resolve_device("auto" if self.device == "auto" else self.device_)
+            return resolve_device("auto" if self.device == "auto" else self.device_)
         except ValueError:
             warnings.warn(
                 f"TextEmbedder was fitted on {self.device_!r}, which this machine lacks; "

@@ -468,7 +468,7 @@ def test_bad_parameters_fail_in_fit(params, match):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_unavailable_device_is_named():
-    with pytest.raises(ValueError, match="device='cuda' is not available.*device='auto'"):
+    with pytest.raises(ValueError, match="no CUDA device is available.*device='auto'"):
         _embedder(device="cuda").fit([None])
 
 

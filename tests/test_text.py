@@ -332,7 +332,7 @@ def test_unavailable_device():
     import torch
 
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="device='cuda' but torch sees no CUDA"):
+        with pytest.raises(ValueError, match="device='cuda' but no CUDA device is available"):
             TextEmbedder(device="cuda").fit(TITLES)
     with pytest.raises(ValueError, match="device must be"):
         TextEmbedder(device="abacus").fit(TITLES)
