@@ -148,9 +148,11 @@ class EmbeddingCache:
     def file(self):
         """The database file (a directory ``path`` resolves to a file inside)."""
         path = Path(os.fspath(self.path)).expanduser()
-        if path.is_dir() or (not path.exists() and path.suffix not in _FILE_SUFFIXES):
-            return path / DB_FILENAME
-        return path
+        # Ask "is it a directory" once, last: another process may create it
+        # between two questions, and must not turn it into a file name here.
+        if path.suffix in _FILE_SUFFIXES or path.is_file():
+            return path if not path.is_dir() else path / DB_FILENAME
+        return path / DB_FILENAME
 
     # -- public API -------------------------------------------------------------
 
@@ -394,7 +396,13 @@ class EmbeddingCache:
                     f"{str(file)!r} is an SQLite database but not an skmm embedding "
                     f"cache (it has tables {sorted(tables)[:5]}); pass another path"
                 )
-            conn.execute("PRAGMA journal_mode = WAL")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                # SQLite answers "database is locked" at once, without waiting,
+                # when two processes switch a new file to WAL together: retry.
+                _retry_while_locked(
+                    lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(),
+                    deadline=time.monotonic() + self.timeout,
+                )
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -504,6 +512,21 @@ class EmbeddingCache:
             f"{str(file)!r} is not a usable skmm embedding cache ({message}); delete it "
             "(and its -wal and -shm files) or pass another path"
         )
+
+
+def _retry_while_locked(statement, *, deadline):
+    """Run ``statement`` again, backing off, while SQLite reports a lock."""
+    pause = 0.005
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            locked = "locked" in message or "busy" in message
+            if not locked or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.25)
 
 
 def _file_id(file):

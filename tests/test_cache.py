@@ -462,6 +462,37 @@ def test_two_processes_writing_at_once_lose_and_corrupt_nothing(
     conn.close()
 
 
+def _open_and_count(folder, barrier, errors):
+    barrier.wait()
+    try:
+        len(EmbeddingCache(folder))
+    except CacheError as exc:
+        errors.put(str(exc))
+
+
+def test_processes_opening_a_new_cache_together_all_get_in(tmp_path):
+    # Several processes creating one new file at the same instant is the common
+    # start of a parallel search; SQLite refuses some of them at once (without
+    # waiting) while the file switches to WAL, unless the cache retries.
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method here")
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for attempt in range(40):
+        barrier = context.Barrier(4)
+        folder = tmp_path / str(attempt)
+        workers = [
+            context.Process(target=_open_and_count, args=(folder, barrier, errors))
+            for _ in range(4)
+        ]
+        for process in workers:
+            process.start()
+        for process in workers:
+            process.join(timeout=120)
+        assert [p.exitcode for p in workers] == [0] * 4
+    assert errors.empty(), errors.get()
+
+
 @pytest.mark.slow
 def test_a_parallel_search_shares_one_cache(tmp_path):
     titles = np.array([f"title {i % 40}" for i in range(120)], dtype=object)
