@@ -49,6 +49,10 @@ from ._neural_data import (
 from ._validation import did_you_mean, is_missing
 
 
+# torch optimizers with a fused implementation on CPU and CUDA
+_FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
+
+
 def _plain(value):
     """A label as users wrote it, for messages (not ``np.str_('a')``)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -244,6 +248,24 @@ class _NeuralMixin:
     def _release_device_memory(self):
         if torch.device(self.device_).type == "cuda":
             torch.cuda.empty_cache()
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's routing of ``optimizer__*``, with fused kernels by default.
+
+        Adam, AdamW, SGD and Adagrad run their fused implementation on CPU and
+        CUDA (the same update in one kernel per step rather than a dozen; on a
+        small network the optimizer step is a third of the training time).
+        ``optimizer__fused=False`` or ``optimizer__foreach=...`` opts out.
+        """
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        if (
+            prefix == "optimizer"
+            and self.optimizer in _FUSED_OPTIMIZERS
+            and not {"fused", "foreach", "differentiable"} & kwargs.keys()
+            and self._device_type in ("cpu", "cuda")
+        ):
+            kwargs["fused"] = True
+        return args, kwargs
 
     # -- module, criterion, loss ---------------------------------------------
 
@@ -652,6 +674,8 @@ _SKORCH_PARAMS_DOC = """
         per row.
     optimizer : torch optimizer class, default=torch.optim.Adam
         Its options go through ``optimizer__*`` (e.g. ``optimizer__weight_decay``).
+        Adam, AdamW, SGD and Adagrad use their fused kernels on CPU and CUDA
+        unless ``optimizer__fused`` or ``optimizer__foreach`` is given.
     lr : float, default=1e-3
         Learning rate.
     max_epochs : int, default=30

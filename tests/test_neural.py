@@ -157,6 +157,21 @@ def test_same_seed_same_predictions_and_global_rng_untouched(rng):
     assert not np.allclose(first, other)
 
 
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.SGD])
+def test_fused_optimizer_step_by_default_trains_like_the_plain_one(rng, optimizer):
+    X, y = _two_modalities(rng, 200)
+    fused = _clf(optimizer=optimizer).fit(X, y)
+    plain = _clf(optimizer=optimizer, optimizer__fused=False).fit(X, y)
+    assert fused.optimizer_.defaults["fused"] is True
+    assert not plain.optimizer_.defaults["fused"]
+    # the same update in one kernel: the same net, up to float rounding
+    np.testing.assert_allclose(fused.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+    # an explicit choice is kept, and optimizers without a fused kernel work
+    foreach = _clf(optimizer=optimizer, optimizer__foreach=True).fit(X, y)
+    assert not foreach.optimizer_.defaults["fused"]
+    _clf(optimizer=torch.optim.RMSprop).fit(X, y)
+
+
 def test_class_weight_changes_the_decision_on_an_imbalanced_task(rng):
     n = 400
     y = (rng.random(n) < 0.1).astype(int)  # 10% positives, overlapping classes
