@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils.metaestimators import _BaseComposition
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._validation import did_you_mean
 
@@ -67,6 +67,13 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         ``fusion="sum"``, not summed): the hand-off for estimators with one
         encoder per modality, such as ``NeuralClassifier``'s late-fusion
         heads. Dense blocks are float32 arrays, sparse ones stay sparse.
+    sparse_threshold : float, default=0.3
+        With ``output="array"`` and ``fusion="concat"``, the fused matrix is
+        sparse when a block is sparse and the overall density (share of
+        stored values, measured on the training rows) is below this value,
+        as in ColumnTransformer: a sparse one-hot block next to a dense
+        embedding gives a dense array, a large TF-IDF block a sparse matrix.
+        0 always gives a dense array, 1 a sparse one whenever a block is.
     random_state : int, RandomState instance or None, default=None
         Seeds the projections of ``fusion="sum"``.
     n_jobs : int, default=None
@@ -80,6 +87,8 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         The fitted transformer of each modality, by name.
     modalities_ : list of str
         The modalities kept (not "drop"), in output order.
+    sparse_output_ : bool
+        Whether ``output="array"`` gives a sparse matrix.
     output_indices_ : dict of str to slice
         The columns of each modality in the ``fusion="concat"`` output.
     scales_ : dict of str to float
@@ -125,6 +134,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         normalize="block",
         n_components=64,
         output="array",
+        sparse_threshold=0.3,
         random_state=None,
         n_jobs=None,
         verbose=False,
@@ -135,6 +145,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         self.normalize = normalize
         self.n_components = n_components
         self.output = output
+        self.sparse_threshold = sparse_threshold
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -219,19 +230,18 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
                 f"weights has a key {unknown[0]!r} that is not a modality; the "
                 f"modalities are {names}.{did_you_mean(unknown[0], names)}"
             )
-        self.column_transformer_ = ColumnTransformer(
+        self.column_transformer_ = _BlockColumnTransformer(
             [
                 (name, _Modality(trans, name), columns)
                 for name, trans, columns in self.transformers
                 if not _is_drop(trans)
             ],
             remainder="drop",
-            sparse_threshold=1.0,
             n_jobs=self.n_jobs,
             verbose=self.verbose,
             verbose_feature_names_out=False,
-        )
-        blocks = self._split(self.column_transformer_.fit_transform(X, y))
+        ).set_output(transform="default")
+        blocks = self._split(self.column_transformer_.fit_transform(X, y), X)
         self.modalities_ = names
         if hasattr(self.column_transformer_, "feature_names_in_"):
             self.feature_names_in_ = self.column_transformer_.feature_names_in_
@@ -241,6 +251,13 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         self.scales_ = {}
         start = 0
         self.output_indices_ = {}
+        nnz = sum(b.nnz if sp.issparse(b) else b.size for b in blocks.values())
+        size = sum(b.shape[0] * b.shape[1] for b in blocks.values())
+        self.sparse_output_ = bool(
+            any(sp.issparse(b) for b in blocks.values())
+            and size
+            and nnz / size < self.sparse_threshold
+        )
         for name in names:
             width = blocks[name].shape[1]
             self.output_indices_[name] = slice(start, start + width)
@@ -268,7 +285,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         """
         check_is_fitted(self, "column_transformer_")
         self._check_columns(X)
-        blocks = self._split(self.column_transformer_.transform(X))
+        blocks = self._split(self.column_transformer_.transform(X), X)
         if self.fusion == "sum":
             blocks = {name: self._project(name, block) for name, block in blocks.items()}
         return self._fuse(blocks, X)
@@ -318,6 +335,13 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         if self.normalize not in _NORMALIZE:
             raise ValueError(
                 f"normalize must be one of {_NORMALIZE}, got {self.normalize!r}"
+            )
+        if not (
+            isinstance(self.sparse_threshold, numbers.Real)
+            and 0 <= self.sparse_threshold <= 1
+        ):
+            raise ValueError(
+                f"sparse_threshold must be a number in [0, 1], got {self.sparse_threshold!r}"
             )
         if self.output not in _OUTPUTS:
             raise ValueError(f"output must be one of {_OUTPUTS}, got {self.output!r}")
@@ -395,15 +419,25 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
                         f"columns are {available}.{did_you_mean(column, available)}"
                     )
 
-    def _split(self, stacked):
-        fitted = self.column_transformer_.named_transformers_
+    def _split(self, outputs, X):
+        """``{modality: block}`` from the column transformer's list of outputs."""
+        if not isinstance(outputs, list):  # every modality selected no column
+            outputs = []
+        # The outputs come in the order of ``output_indices_``'s slices; match
+        # them by position (a modality whose columns select nothing has none).
+        start, by_start = 0, {}
+        for out in outputs:
+            by_start[start, out.shape[1]] = out
+            start += out.shape[1]
+        n_rows = _num_samples(X)
         blocks = {}
         for name, indices in self.column_transformer_.output_indices_.items():
             if name == "remainder":
                 continue
-            block = stacked[:, indices]
-            if sp.issparse(block) and not fitted[name].sparse_output_:
-                block = block.toarray()
+            width = indices.stop - indices.start
+            block = by_start.get((indices.start, width)) if width else None
+            if block is None:
+                block = np.zeros((n_rows, width), dtype=np.float32)
             blocks[name] = block
         return blocks
 
@@ -456,10 +490,13 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             return out
         if self.fusion == "sum":
             fused = sum(scaled[name] for name in self.modalities_)
-        elif any(sp.issparse(block) for block in scaled.values()):
+        elif self.sparse_output_:
             fused = sp.hstack([scaled[n] for n in self.modalities_], format="csr")
         else:
-            fused = np.hstack([np.asarray(scaled[n]) for n in self.modalities_])
+            fused = np.hstack([
+                scaled[n].toarray() if sp.issparse(scaled[n]) else np.asarray(scaled[n])
+                for n in self.modalities_
+            ])
         if container != "default":
             if sp.issparse(fused):
                 raise ValueError(
@@ -472,6 +509,19 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
 
     def _block_feature_names(self, name):
         return self.column_transformer_.named_transformers_[name].get_feature_names_out()
+
+
+class _BlockColumnTransformer(ColumnTransformer):
+    """A ColumnTransformer that returns its transformers' outputs as a list.
+
+    The fuser scales, weighs and stacks the blocks itself: handing them over
+    unstacked (through ``_hstack``, ColumnTransformer's hook for subclasses)
+    saves converting a dense embedding to a sparse matrix and back whenever
+    another block is sparse, which cost more than reading the embeddings.
+    """
+
+    def _hstack(self, Xs, *, n_samples):
+        return list(Xs)
 
 
 class _Modality(TransformerMixin, BaseEstimator):
@@ -592,7 +642,7 @@ def make_fuser(*transformers, **kwargs):
     *transformers : tuples (transformer, columns) or (name, transformer, columns)
     **kwargs
         Any other parameter of :class:`MultimodalFuser` (``fusion``,
-        ``weights``, ``normalize``, ``n_components``, ``output``,
+        ``weights``, ``normalize``, ``n_components``, ``output``, ``sparse_threshold``,
         ``random_state``, ``n_jobs``, ``verbose``).
 
     Returns

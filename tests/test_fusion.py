@@ -30,11 +30,61 @@ def frame(rng):
 
 
 def _fuser(**kwargs):
+    # sparse_threshold=1: the fused matrix stays sparse (the TF-IDF block is),
+    # so that these tests read it the same way whatever its density
     return MultimodalFuser([
         ("text", TfidfVectorizer(), "title"),
         ("tabular", OneHotEncoder(sparse_output=False), ["gender"]),
         ("numeric", "passthrough", ["a", "b", "c"]),
-    ], **kwargs)
+    ], **{"sparse_threshold": 1.0, **kwargs})
+
+
+def test_sparse_output_only_when_the_fused_matrix_is_mostly_empty(rng):
+    n = 80
+    words = [f"w{i}" for i in range(300)]
+    X = pd.DataFrame({
+        "title": [" ".join(rng.choice(words, 3)) for _ in range(n)],
+        "colour": rng.choice(["red", "blue", "green"], n),
+        "embedding": list(rng.normal(size=(n, 1))),
+        "x": rng.normal(size=n),
+    })
+    dense_embedding = ("embedding", StandardScaler(), ["x"])
+    # a sparse one-hot block next to dense columns: a dense array, as
+    # ColumnTransformer gives (density 2 / 4 here)
+    small = MultimodalFuser([("colour", OneHotEncoder(), ["colour"]), dense_embedding])
+    out = small.fit_transform(X)
+    assert isinstance(out, np.ndarray) and not small.sparse_output_
+    # a wide TF-IDF block is mostly zeros: the result stays sparse
+    wide = MultimodalFuser([("text", TfidfVectorizer(), "title"), dense_embedding])
+    out = wide.fit_transform(X)
+    assert sp.issparse(out) and wide.sparse_output_
+    assert sp.issparse(wide.transform(X.iloc[:5]))  # transform follows fit
+    assert isinstance(clone(wide).set_params(sparse_threshold=0).fit_transform(X), np.ndarray)
+    # the same numbers either way, and the dict output keeps each block's own kind
+    np.testing.assert_allclose(
+        out.toarray(), clone(wide).set_params(sparse_threshold=0).fit_transform(X)
+    )
+    blocks = clone(small).set_params(output="dict").fit_transform(X)
+    assert sp.issparse(blocks["colour"]) and isinstance(blocks["embedding"], np.ndarray)
+    with pytest.raises(ValueError, match="sparse_threshold must be a number in"):
+        clone(small).set_params(sparse_threshold=2).fit(X)
+
+
+def test_global_pandas_output_config_gives_a_dataframe(frame):
+    from sklearn import config_context
+
+    X, _ = frame
+    fuser = MultimodalFuser([
+        ("tabular", OneHotEncoder(sparse_output=False), ["gender"]),
+        ("numeric", StandardScaler(), ["a", "b", "c"]),
+    ])
+    with config_context(transform_output="pandas"):
+        out = fuser.fit_transform(X)
+        assert isinstance(out, pd.DataFrame)
+        assert list(out.columns) == list(fuser.get_feature_names_out())
+        assert out.index.equals(X.index)
+        blocks = clone(fuser).set_params(output="dict").fit_transform(X)
+        assert list(blocks["numeric"].columns) == ["numeric__a", "numeric__b", "numeric__c"]
 
 
 def test_concat_blocks_side_by_side(frame):
