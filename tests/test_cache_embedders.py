@@ -56,11 +56,19 @@ def test_an_edited_photo_is_embedded_again(tmp_path):
     assert cache.stats(embedder.encoder_key_).misses == 4
     np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
     assert not np.allclose(after[1], before[1])
-    # row 1 was computed alone, not with its batch: the same up to the
-    # network's last-bit noise
-    np.testing.assert_allclose(
-        after, _image_embedder().fit(paths).transform(paths), rtol=1e-5, atol=1e-6
-    )
+    # row 1 was computed alone, the others with their batch: the same bits as
+    # an uncached run, which computes the three together
+    np.testing.assert_array_equal(after, _image_embedder().fit(paths).transform(paths))
+
+
+@pytest.mark.parametrize("backbone", ["simple_cnn", "resnet18"])
+def test_a_photo_gets_the_same_bits_alone_or_in_any_batch(tmp_path, backbone):
+    paths = _photos(tmp_path, n=5)
+    embedder = ImageEmbedder(backbone, image_size=32, random_state=0, device="cpu")
+    together = embedder.fit(paths).transform(paths)
+    for i in range(5):
+        np.testing.assert_array_equal(embedder.transform(paths[i : i + 1])[0], together[i])
+    np.testing.assert_array_equal(embedder.transform(paths[::-1][:3]), together[::-1][:3])
 
 
 def test_unreadable_images_are_not_stored_and_keep_their_indicator(tmp_path):
