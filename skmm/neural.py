@@ -48,7 +48,6 @@ from ._neural_data import (
 )
 from ._validation import did_you_mean, is_missing
 
-
 # torch optimizers with a fused implementation on CPU and CUDA
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
 
