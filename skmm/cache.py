@@ -57,6 +57,10 @@ _FORMAT = "skmm-embedding-cache"
 _FILE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 # SQLite limits the number of "?" in one statement (999 before 3.32).
 _CHUNK = 500
+# Bytes of vectors each EmbeddingCache object keeps in memory after reading
+# them, so that the folds and grid points of a search in one process read the
+# database once per row.
+_MEMO_BYTES = 256 * 2**20
 
 
 class CacheError(RuntimeError):
@@ -72,10 +76,14 @@ class EmbeddingCache:
     checksum, so a lookup returns bit-identical values or raises
     :class:`CacheError`, never wrong vectors.
 
-    The object only holds a path: it connects on first use, pickles as its
-    path (a ``GridSearchCV(n_jobs=...)`` worker reconnects on its own) and
+    The object holds a path: it connects on first use, pickles as its path
+    (a ``GridSearchCV(n_jobs=...)`` worker reconnects on its own) and
     ``copy.deepcopy`` returns the object itself, so that the clones of an
-    estimator share its cache. Several estimators may share one cache.
+    estimator share its cache. Several estimators may share one cache. It
+    also keeps the rows it has read in memory (up to 256 MB, oldest out
+    first), so that the folds and grid points of a search in one process read
+    each row from the file once; lookups are still counted in the file, and a
+    file deleted or replaced on disk is followed.
 
     Parameters
     ----------
@@ -126,6 +134,8 @@ class EmbeddingCache:
         self._pid = None
         self._file_id = None
         self._lock = threading.RLock()
+        self._memo = {}  # (encoder key, content key) -> vector read from the file
+        self._memo_bytes = 0
 
     # -- identity: a handle on a database, not a value ------------------------
 
@@ -178,13 +188,22 @@ class EmbeddingCache:
         for key in keys:
             _check_str("content key", key)
         groups = {}  # (dtype, dim) -> ([content keys], [blobs])
+        found = {}
         with self._transaction(write=False) as conn:
+            # (after connecting, which forgets the memo if the file was replaced)
+            unread = []
+            for key in keys:
+                vector = self._memo.get((encoder_key, key))
+                if vector is None:
+                    unread.append(key)
+                else:
+                    found[key] = vector
             row = conn.execute(
                 "SELECT id FROM skmm_encoders WHERE key = ?", (encoder_key,)
-            ).fetchone()
+            ).fetchone() if unread else None
             if row is not None:
-                for start in range(0, len(keys), _CHUNK):
-                    chunk = keys[start : start + _CHUNK]
+                for start in range(0, len(unread), _CHUNK):
+                    chunk = unread[start : start + _CHUNK]
                     cursor = conn.execute(
                         "SELECT content, dtype, dim, checksum, vector FROM skmm_embeddings "
                         f"WHERE encoder_id = ? AND content IN ({','.join('?' * len(chunk))})",
@@ -196,10 +215,10 @@ class EmbeddingCache:
                         contents, blobs = groups.setdefault((dtype, dim), ([], []))
                         contents.append(content)
                         blobs.append(blob)
-        found = {}
         for (dtype, dim), (contents, blobs) in groups.items():
-            vectors = self._decode(contents, dtype, dim, blobs)
+            vectors = list(self._decode(contents, dtype, dim, blobs))
             found.update(zip(contents, vectors, strict=True))
+            self._remember(encoder_key, contents, vectors)
         if keys:
             with self._transaction(write=True) as conn:
                 conn.execute(
@@ -266,8 +285,27 @@ class EmbeddingCache:
             )
             return conn.total_changes - before
 
+    def _remember(self, encoder_key, contents, vectors):
+        """Keep vectors read from the file in memory, oldest out first."""
+        with self._lock:
+            for content, vector in zip(contents, vectors, strict=True):
+                self._memo[encoder_key, content] = vector
+                self._memo_bytes += vector.nbytes
+            while self._memo_bytes > _MEMO_BYTES and self._memo:
+                oldest = next(iter(self._memo))
+                self._memo_bytes -= self._memo.pop(oldest).nbytes
+
+    def _forget(self, encoder_key=None):
+        with self._lock:
+            if encoder_key is None:
+                self._memo, self._memo_bytes = {}, 0
+            else:
+                for key in [k for k in self._memo if k[0] == encoder_key]:
+                    self._memo_bytes -= self._memo.pop(key).nbytes
+
     def clear(self, encoder_key=None):
         """Delete every row (or only those of ``encoder_key``) and the counters."""
+        self._forget(encoder_key)
         with self._transaction(write=True) as conn:
             if encoder_key is None:
                 conn.execute("DELETE FROM skmm_embeddings")
@@ -365,9 +403,11 @@ class EmbeddingCache:
             self._conn = None
         if self._conn is not None and self._file_id != _file_id(self.file):
             # The file was deleted or replaced (e.g. the folder was removed to
-            # empty the cache): follow the path rather than the old file.
+            # empty the cache): follow the path rather than the old file, and
+            # forget what was read from the old one.
             self._conn.close()
             self._conn = None
+            self._forget()
         if self._conn is None:
             self._conn = self._connect()
             self._pid = os.getpid()

@@ -521,3 +521,50 @@ def test_a_removed_cache_folder_starts_afresh(tmp_path):
     cached_embed(check_cache(folder), KEY, ["a"], encoder)
     assert encoder.embedded == ["a"] and len(cache) == 1
     assert (folder / DB_FILENAME).is_file()
+
+
+def test_rows_read_once_are_served_from_memory_and_still_counted(cache, monkeypatch):
+    import skmm.cache
+
+    decoded = []
+    decode = EmbeddingCache._decode
+
+    def counting_decode(self, contents, *args):
+        decoded.extend(contents)
+        return decode(self, contents, *args)
+
+    monkeypatch.setattr(EmbeddingCache, "_decode", counting_decode)
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    cache.put_many(KEY, ["a", "b", "c"], vectors)
+    first = cache.get_many(KEY, ["a", "b"])
+    again = cache.get_many(KEY, ["b", "a", "c", "d"])
+    assert sorted(decoded) == ["a", "b", "c"]  # a and b read from the file once
+    for i, key in enumerate("abc"):
+        assert again[key].tobytes() == vectors[i].tobytes()
+    assert first["a"] is again["a"] and not again["a"].flags.writeable
+    stats = cache.stats()
+    assert (stats.hits, stats.misses) == (5, 1)  # every lookup is still counted
+
+    cache.clear(KEY)  # forgets what it read too
+    assert cache.get_many(KEY, ["a"]) == {}
+
+    # bounded: the oldest rows leave memory first, and are read again
+    monkeypatch.setattr(skmm.cache, "_MEMO_BYTES", 2 * 16)
+    cache.put_many(KEY, ["a", "b", "c"], vectors)
+    decoded.clear()
+    cache.get_many(KEY, ["a", "b", "c"])
+    assert cache._memo_bytes <= 2 * 16
+    cache.get_many(KEY, ["a", "b", "c"])
+    assert decoded.count("a") == 2 and decoded.count("c") == 1
+
+
+def test_a_cache_replaced_on_disk_is_not_answered_from_memory(tmp_path):
+    import shutil
+
+    folder = tmp_path / "cache"
+    cache = EmbeddingCache(folder)
+    cache.put_many(KEY, ["a"], np.zeros((1, 4), dtype=np.float32))
+    assert cache.get_many(KEY, ["a"])["a"].sum() == 0
+    shutil.rmtree(folder)  # emptied by hand; another run stores other rows
+    EmbeddingCache(folder).put_many(KEY, ["a"], np.ones((1, 4), dtype=np.float32))
+    assert cache.get_many(KEY, ["a"])["a"].sum() == 4
