@@ -15,8 +15,15 @@ warm >= 20x faster than cold), the number of embeddings computed per encoder
 (the cache's misses: each distinct value once) and checks that the three
 searches pick the same parameters.
 
+A warm search still fits the 21 networks and reads every row, so cold / warm
+is at most (embedding + fits) / fits: the ratio grows with what the encoders
+cost. The defaults (resnet18 at 64 px) keep the uncached search to minutes;
+``--backbone resnet50 --image-size 224``, the usual ImageNet setting, is what
+embedding a photo column costs in practice (the uncached search then takes
+over an hour on 2 cores; ``--skip-uncached`` times cold against warm only).
+
 Run: PYTHONPATH=. python benchmarks/bench_cv.py [--rows 2000] [--backbone resnet18]
-     [--image-size 64] [--threads 1]
+     [--image-size 64] [--threads 1] [--skip-uncached]
 """
 
 import argparse
