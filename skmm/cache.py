@@ -536,9 +536,7 @@ class EmbeddingCache:
 
     def _error(self, exc, file):
         message = str(exc)
-        if isinstance(exc, sqlite3.OperationalError) and (
-            "locked" in message or "busy" in message
-        ):
+        if _is_lock_error(exc):
             return CacheError(
                 f"embedding cache {str(file)!r}: gave up after waiting {self.timeout} s "
                 f"for another process ({message}); pass a larger timeout"
@@ -561,12 +559,18 @@ def _retry_while_locked(statement, *, deadline):
         try:
             return statement()
         except sqlite3.OperationalError as exc:
-            message = str(exc)
-            locked = "locked" in message or "busy" in message
-            if not locked or time.monotonic() + pause > deadline:
+            if not _is_lock_error(exc) or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
         pause = min(2 * pause, 0.25)
+
+
+def _is_lock_error(exc):
+    """True when SQLite refused because another connection holds a lock."""
+    message = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in message or "busy" in message
+    )
 
 
 def _file_id(file):
