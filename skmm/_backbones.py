@@ -129,13 +129,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward_features(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for name in LAYERS:
-            stage = getattr(self, name)
-            if stage is None:
-                break
-            x = stage(x)
-        return x
+        return _run_stages(self, self.maxpool(self.relu(self.bn1(self.conv1(x)))))
 
     def forward(self, x):
         return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
@@ -181,15 +175,20 @@ class SimpleCNN(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward_features(self, x):
-        for name in LAYERS:
-            stage = getattr(self, name)
-            if stage is None:
-                break
-            x = stage(x)
-        return x
+        return _run_stages(self, x)
 
     def forward(self, x):
         return self.forward_features(x)
+
+
+def _run_stages(network, x):
+    """Run ``network.layer1``... in turn, up to the first one cut (set to None)."""
+    for name in LAYERS:
+        stage = getattr(network, name)
+        if stage is None:
+            break
+        x = stage(x)
+    return x
 
 
 _FACTORIES = {
