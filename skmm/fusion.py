@@ -610,7 +610,8 @@ def _block_scale(block):
         mean_sq = np.asarray(block.multiply(block).mean(axis=0)).ravel()
         total = float(np.sum(mean_sq - mean**2))
     else:
-        total = float(np.sum(np.var(np.asarray(block, dtype=np.float64), axis=0)))
+        # float64 accumulation without a float64 copy of the block first
+        total = float(np.sum(np.var(block, axis=0, dtype=np.float64)))
     return 1.0 / np.sqrt(total) if total > 1e-12 else 1.0
 
 
