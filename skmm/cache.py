@@ -763,7 +763,9 @@ _RACY_NS = 2_000_000_000
 
 
 def _file_key(path):
-    path = os.path.abspath(os.fspath(path))
+    path = os.fspath(path)
+    if not os.path.isabs(path):  # the digest is remembered by absolute path
+        path = os.path.abspath(path)
     try:
         st = os.stat(path)
     except (OSError, ValueError):

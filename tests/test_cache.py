@@ -177,6 +177,24 @@ def test_file_digest_fast_path_still_sees_edits(tmp_path, monkeypatch):
     assert content_key(photo, strings="path") not in (None, before)
 
 
+def test_a_relative_path_is_read_from_the_current_folder(tmp_path, monkeypatch):
+    import skmm.cache
+
+    monkeypatch.setattr(skmm.cache, "_RACY_NS", -1)  # remember every digest
+    old = time.time_ns() - 3_600_000_000_000
+    for folder, byte in (("a", b"A"), ("b", b"B")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "photo.jpg").write_bytes(byte * 100)
+        os.utime(tmp_path / folder / "photo.jpg", ns=(old, old))
+    monkeypatch.chdir(tmp_path / "a")
+    in_a = content_key("photo.jpg", strings="path")
+    assert in_a == content_key(str(tmp_path / "a" / "photo.jpg"), strings="path")
+    monkeypatch.chdir(tmp_path / "b")  # the same name now names another file
+    in_b = content_key("photo.jpg", strings="path")
+    assert in_b == content_key(tmp_path / "b" / "photo.jpg", strings="path")
+    assert in_b not in (None, in_a)
+
+
 def test_same_bytes_under_two_names_are_embedded_once(cache, tmp_path):
     a = _photo(tmp_path / "a.png", (1, 2, 3))
     b = tmp_path / "b.png"
