@@ -8,12 +8,15 @@ MultimodalFuser -> NeuralClassifier, run three times in one process:
    test rows, so each photo and title is embedded about 21 times;
 2. with a cold cache (an empty directory): each distinct photo and title is
    embedded once, then looked up;
-3. the same search again with the now warm cache: nothing is embedded.
+3. the same search again with the now warm cache, opened anew (nothing in
+   memory, every row read from the SQLite file, as a second run of a script
+   would): nothing is embedded.
 
 Prints the three times, the ratios (targets: cold >= 5x faster than no cache,
 warm >= 20x faster than cold), the number of embeddings computed per encoder
-(the cache's misses: each distinct value once) and checks that the three
-searches pick the same parameters.
+(the cache's misses: each distinct photo, by file content, and each distinct
+title once) and checks that the three searches pick the same parameters; each
+check says "met" or "MISSED", and the exit status is 1 if one is missed.
 
 A warm search still fits the 21 networks and reads every row, so cold / warm
 is at most (embedding + fits) / fits: the ratio grows with what the encoders
@@ -30,6 +33,7 @@ Run: PYTHONPATH=. python benchmarks/bench_cv.py [--rows 2000] [--backbone resnet
 """
 
 import argparse
+import sys
 import tempfile
 import time
 import warnings
@@ -47,6 +51,7 @@ from skmm import (
     TextEmbedder,
     load_fashion,
 )
+from skmm.cache import content_key
 
 TARGET_COLD, TARGET_WARM = 5.0, 20.0
 
@@ -101,10 +106,17 @@ def main():
     X, y = X[: args.rows], y[: args.rows]
     keep = y.map(y.value_counts()) >= 5  # 5 stratified folds
     X, y = X[keep.to_numpy()], y[keep.to_numpy()]
+    # the cache keys a photo by its file's bytes and a title by its cleaned
+    # text (stripped, missing -> ""): count distinct values the same way
+    distinct = {
+        "ImageEmbedder": len({content_key(p, strings="path") for p in X["image"]}),
+        "TextEmbedder": X["title"].fillna("").str.strip().nunique(),
+    }
     print(
         f"GridSearchCV 5 folds x 4 grid points + refit on {len(X)} products "
-        f"({X['image'].nunique()} distinct photos, {X['title'].nunique()} distinct "
-        f"titles); ImageEmbedder({args.backbone!r}, image_size={args.image_size}), "
+        f"({X['image'].nunique()} photo files, {distinct['ImageEmbedder']} distinct "
+        f"photos; {distinct['TextEmbedder']} distinct titles); "
+        f"ImageEmbedder({args.backbone!r}, image_size={args.image_size}), "
         f"TextEmbedder(all-MiniLM-L6-v2), NeuralClassifier({args.epochs} epochs)"
     )
     # load both models once, as any earlier search in the process would have:
@@ -121,31 +133,41 @@ def main():
         t_cold, cold = timed(cache, args, X, y)
         counts = {key: cache.stats(key) for key in cache.encoder_keys()}
         print(f"  cold cache   {t_cold:8.1f} s   best {cold.best_params_}")
+        # a new connection to the same file, with nothing in memory, as a
+        # second run of the script would open: every row is read from SQLite
+        cache = EmbeddingCache(folder)
         t_warm, warm = timed(cache, args, X, y)
         print(f"  warm cache   {t_warm:8.1f} s   best {warm.best_params_}")
+        met = []
         if t_none is not None:
+            met.append(t_none / t_cold >= TARGET_COLD)
             print(f"cold cache vs no cache: {t_none / t_cold:6.1f}x faster "
-                  f"(target >= {TARGET_COLD:.0f}x)")
+                  f"(target >= {TARGET_COLD:.0f}x: {_verdict(met[-1])})")
+        met.append(t_cold / t_warm >= TARGET_WARM)
         print(f"warm cache vs cold:     {t_cold / t_warm:6.1f}x faster "
-              f"(target >= {TARGET_WARM:.0f}x)")
-        distinct = {"ImageEmbedder": X["image"].nunique(), "TextEmbedder": None}
-        # titles are cleaned (stripped, missing -> "") before they are keyed
-        distinct["TextEmbedder"] = X["title"].fillna("").str.strip().nunique()
+              f"(target >= {TARGET_WARM:.0f}x: {_verdict(met[-1])})")
         for key, stats in counts.items():
             name = "ImageEmbedder" if "ImageEmbedder" in key else "TextEmbedder"
+            met.append(stats.misses == distinct[name])
             print(
                 f"{name}: {stats.misses} embeddings computed in the cold run for "
                 f"{distinct[name]} distinct values ({stats.n_rows} rows stored, "
-                f"{stats.hits} lookups answered from the cache)"
+                f"{stats.hits} lookups answered from the cache): "
+                f"each once {_verdict(met[-1])}"
             )
-        second = {key: cache.stats(key).misses for key in counts}
-        print("warm run computed", sum(second.values()) - sum(s.misses for s in counts.values()),
-              "embeddings")
+        recomputed = sum(cache.stats(key).misses - counts[key].misses for key in counts)
+        met.append(recomputed == 0)
+        print(f"warm run computed {recomputed} embeddings ({_verdict(met[-1])})")
     runs = [run for run in (plain, cold, warm) if run is not None]
-    print(f"same best parameters in the {len(runs)} runs:",
-          all(run.best_params_ == cold.best_params_ for run in runs),
+    met.append(all(run.best_params_ == cold.best_params_ for run in runs))
+    print(f"same best parameters in the {len(runs)} runs: {_verdict(met[-1])}",
           "| best scores:", np.round([run.best_score_ for run in runs], 4).tolist())
+    return 0 if all(met) else 1
+
+
+def _verdict(ok):
+    return "met" if ok else "MISSED"
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
