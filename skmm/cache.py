@@ -847,8 +847,9 @@ def cached_embed(cache, encoder_key, values, compute, *, strings="text"):
 
     Keys each value with :func:`content_key`, looks the distinct keys up,
     calls ``compute`` once on the distinct values that are missing (plus the
-    values that cannot be cached), stores what it computed and returns every
-    row in input order. Each distinct value is thus computed at most once, in
+    values that cannot be cached), stores what it computed (except the rows
+    of files whose content changed while they were computed) and returns
+    every row in input order. Each distinct value is thus computed at most once, in
     this call and in every later one that shares the cache.
 
     Parameters
@@ -916,6 +917,13 @@ def cached_embed(cache, encoder_key, values, compute, *, strings="text"):
     if todo or not found:
         computed, valid = _call_compute(compute, values[todo])
         stored = [key if ok else None for key, ok in zip(missing, valid, strict=False)]
+        if strings == "path":
+            # a file edited while it was embedded gave the vector of whichever
+            # bytes were read: file it under neither content
+            stored = [
+                key if key is None or _unchanged(values[first[key]], key) else None
+                for key in stored
+            ]
         cache.put_many(encoder_key, stored, computed[: len(missing)])
     if computed is not None:
         dtype, dim = computed.dtype, computed.shape[1]
@@ -943,6 +951,12 @@ def cached_embed(cache, encoder_key, values, compute, *, strings="text"):
     return out, Bunch(
         n_rows=n_rows, n_distinct=len(first), n_hits=len(found), n_computed=len(todo)
     )
+
+
+def _unchanged(value, key):
+    if not isinstance(value, (str, os.PathLike)):
+        return True
+    return content_key(value, strings="path") == key
 
 
 def _as_object_array(values):

@@ -157,6 +157,31 @@ def test_edited_file_is_embedded_again(cache, tmp_path):
     np.testing.assert_array_equal(second[0], _vector(photo))
 
 
+def test_file_edited_while_embedded_is_not_stored_under_its_old_content(cache, tmp_path):
+    photo = _photo(tmp_path / "photo.png", (255, 0, 0))
+    other = _photo(tmp_path / "other.png", (0, 255, 0))
+    old_key = content_key(photo, strings="path")
+
+    def embed_then_edit(values):
+        vectors = CountingEncoder()(values)  # reads the red photo ...
+        time.sleep(0.05)  # past the file system's timestamp resolution
+        _photo(photo, (0, 0, 255))  # ... which is blue by the time it is stored
+        return vectors
+
+    out, _ = cached_embed(cache, KEY, [str(photo), str(other)], embed_then_edit,
+                          strings="path")
+    # the rows are what was read, but the red vector is not filed under
+    # either content: looking the red bytes up must not give a stale row
+    assert len(cache) == 1
+    assert cache.get_many(KEY, [old_key]) == {}
+    encoder = CountingEncoder()
+    again, info = cached_embed(cache, KEY, [str(photo), str(other)], encoder,
+                               strings="path")
+    assert info.n_computed == 1 and encoder.embedded == [str(photo)]
+    np.testing.assert_array_equal(again[0], _vector(photo))
+    np.testing.assert_array_equal(again[1], out[1])
+
+
 def test_file_digest_fast_path_still_sees_edits(tmp_path, monkeypatch):
     import skmm.cache
 
