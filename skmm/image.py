@@ -212,10 +212,12 @@ default="resnet18"
         by the image's content (the file's bytes for a path, so an edited
         file is embedded again). Nothing here is fit on the data, so nothing
         leaks between folds. Rows that could not be read are never stored.
-        A cached row is exactly what the network returned when it was stored;
-        the network's output for an image can change in the last bits with
-        the batch it runs in (the CPU kernels pick their algorithm by batch
-        size), so a run with a cache matches one without to about 1e-6.
+        A cached row is exactly what the network returned when it was stored.
+        On CPU an image's features are the same bits whichever images share
+        its batch (a lone image runs as a pair, since a batch of one picks
+        other kernels), so a run with a cache gives the same features as one
+        without; on a GPU the kernels can also change with the batch size,
+        and with them the last bits.
 
     Attributes
     ----------
