@@ -94,7 +94,9 @@ def plot_history(net, keys=("train_loss", "valid_loss"), ax=None):
     ----------
     net : object or list of dict
         A fitted skorch-style net (its ``history_`` or ``history``, a list of
-        one dict per epoch), or such a list.
+        one dict per epoch), a fitted Pipeline ending in one (its last step),
+        a fitted search over such a model (its ``best_estimator_``), or such
+        a list.
     keys : str or sequence of str, default=("train_loss", "valid_loss")
         The entries to draw; keys that no epoch has are skipped, but at least
         one must be there.
@@ -142,13 +144,19 @@ def _history_of(net):
     if isinstance(net, (list, tuple)):
         history = net
     else:
+        where = ""
+        if getattr(net, "best_estimator_", None) is not None:  # a fitted search
+            net = net.best_estimator_
+            where = "the best estimator: "
+        if hasattr(net, "steps") and hasattr(net, "_final_estimator"):  # a Pipeline
+            where += f"{type(net).__name__}'s last step, "
+            net = net._final_estimator
         history = getattr(net, "history_", None)
         if history is None:
             history = getattr(net, "history", None)
         if history is None:
-            raise ValueError(
-                f"{type(net).__name__} has no training history (history_); fit it first"
-            )
+            subject = f"{where}{type(net).__name__}," if where else type(net).__name__
+            raise ValueError(f"{subject} has no training history (history_); fit it first")
     history = list(history)
     if not history or not all(isinstance(epoch, dict) for epoch in history):
         raise ValueError(

@@ -118,6 +118,33 @@ def test_history_of_a_skorch_net():
     assert ax.get_ylabel() == "value"
 
 
+def test_history_of_a_neural_classifier_in_a_pipeline_and_a_search():
+    pytest.importorskip("torch")
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skmm import NeuralClassifier
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    pipe = make_pipeline(StandardScaler(), NeuralClassifier(
+        hidden_units=(4,), max_epochs=4, early_stopping=True, n_iter_no_change=10,
+        random_state=0,
+    ))
+    search = GridSearchCV(pipe, {"neuralclassifier__lr": [1e-2, 3e-2]}, cv=2).fit(X, y)
+    net = search.best_estimator_[-1]
+    for fitted in (search, search.best_estimator_, net):
+        ax = plot_history(fitted)
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert set(lines) == {"train_loss", "valid_loss"}
+        assert list(lines["train_loss"].get_ydata()) == net.history_[:, "train_loss"]
+        assert len(lines["valid_loss"].get_xdata()) == 4
+    with pytest.raises(ValueError, match="Pipeline's last step, StandardScaler, has no "
+                       "training history"):
+        plot_history(make_pipeline(StandardScaler()).fit(X))
+
+
 def test_matplotlib_is_optional():
     code = (
         "import sys; sys.modules['matplotlib'] = None; sys.modules['matplotlib.pyplot'] = None\n"
