@@ -172,3 +172,35 @@ def test_grid_search_shares_one_cache_and_embeds_each_value_once(tmp_path):
     np.testing.assert_allclose(
         cached.predict_proba(X), plain.predict_proba(X), rtol=1e-4, atol=1e-5
     )
+
+
+def test_modality_importance_looks_shuffled_photos_up_instead_of_embedding_them(tmp_path):
+    import pandas as pd
+
+    from skmm import modality_importance
+
+    paths = _photos(tmp_path, n=12)
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"photo": paths, "size": rng.normal(size=12)})
+    y = np.array([0, 1] * 6)
+
+    def model(cache):
+        return Pipeline([
+            ("fuser", MultimodalFuser([
+                ("image", _image_embedder(cache=cache), "photo"),
+                ("size", "passthrough", ["size"]),
+            ])),
+            ("clf", LogisticRegression()),
+        ]).fit(X, y)
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    cached = model(cache)
+    key = cached[0].named_transformers_.image.encoder_key_
+    before = cache.stats(key)
+    result = modality_importance(cached, X, y, n_repeats=3, random_state=0)
+    after = cache.stats(key)
+    assert after.misses == before.misses == 12  # nothing embedded again
+    # every row looked up for the baseline and for each repeat of each modality
+    assert after.hits == before.hits + (1 + 3 * 2) * 12
+    plain = modality_importance(model(None), X, y, n_repeats=3, random_state=0)
+    np.testing.assert_array_equal(result.importances, plain.importances)
