@@ -123,6 +123,34 @@ def test_weights_scale_blocks(frame):
     )
 
 
+@pytest.mark.parametrize("normalize", ["block", None])
+def test_dense_output_is_each_block_times_its_factor_in_its_own_dtype(rng, normalize):
+    n = 40
+    X = pd.DataFrame({
+        "emb": rng.normal(size=n).astype(np.float32),
+        "count": rng.integers(0, 5, n),
+        "flag": rng.random(n) < 0.5,
+        "colour": rng.choice(["red", "blue"], n),
+    })
+    fuser = MultimodalFuser([
+        ("emb", "passthrough", ["emb"]),  # float32
+        ("count", "passthrough", ["count"]),  # int64
+        ("flag", "passthrough", ["flag"]),  # bool
+        ("colour", OneHotEncoder(), ["colour"]),  # sparse float64
+    ], normalize=normalize, weights={"emb": 0.3, "colour": 0.5}, sparse_threshold=0.0)
+    out = fuser.fit_transform(X)
+    expected = []
+    for name, block in (("emb", X[["emb"]].to_numpy()), ("count", X[["count"]].to_numpy()),
+                        ("flag", X[["flag"]].to_numpy()),
+                        ("colour", fuser.named_transformers_.colour.transform(X[["colour"]]))):
+        factor = fuser.scales_[name] * (fuser.weights.get(name, 1.0))
+        expected.append(block * factor if factor != 1.0 else block)
+    expected = np.hstack([b.toarray() if sp.issparse(b) else b for b in expected])
+    assert out.dtype == expected.dtype
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(fuser.transform(X), expected)
+
+
 def test_unknown_weight_names_the_modalities(frame):
     X, _ = frame
     with pytest.raises(ValueError, match="'txet'.*Did you mean 'text'"):
