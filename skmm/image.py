@@ -673,9 +673,12 @@ def _amp_dtype(precision, device):
 def _check_cells_fast(values, column, rows, fix):
     """Fail in milliseconds, not after minutes of embedding, on missing cells and files."""
     for i, value in enumerate(values):
-        if is_missing(value):
-            raise ValueError(cell_error(column, rows[i], value, "missing value", fix))
-        if isinstance(value, (str, os.PathLike)) and not os.path.exists(value):
+        if type(value) is not str:  # a path is never missing: skip that test
+            if is_missing(value):
+                raise ValueError(cell_error(column, rows[i], value, "missing value", fix))
+            if not isinstance(value, os.PathLike):
+                continue
+        if not os.path.exists(value):
             raise ValueError(cell_error(column, rows[i], value, "file not found", fix))
 
 
