@@ -73,6 +73,9 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         stored values, measured on the training rows) is below this value,
         as in ColumnTransformer: a sparse one-hot block next to a dense
         embedding gives a dense array, a large TF-IDF block a sparse matrix.
+        The fused matrix has the blocks' common dtype (float32 when every
+        block is float32, as embeddings are; float64 next to a float64
+        block such as OneHotEncoder's default).
         0 always gives a dense array, 1 a sparse one whenever a block is.
     random_state : int, RandomState instance or None, default=None
         Seeds the projections of ``fusion="sum"``.
@@ -641,7 +644,8 @@ def _block_scale(block):
         # than a normalization needs
         dtype = block.dtype if block.dtype in (np.float32, np.float64) else np.float64
         total = float(np.sum(np.var(block, axis=0, dtype=dtype), dtype=np.float64))
-    return 1.0 / np.sqrt(total) if total > 1e-12 else 1.0
+    # a Python float: scaling keeps a float32 block float32
+    return float(1.0 / np.sqrt(total)) if total > 1e-12 else 1.0
 
 
 def _to_frame(array, columns, X, container):

@@ -151,6 +151,20 @@ def test_dense_output_is_each_block_times_its_factor_in_its_own_dtype(rng, norma
     np.testing.assert_array_equal(fuser.transform(X), expected)
 
 
+def test_float32_blocks_stay_float32(rng):
+    X = pd.DataFrame(rng.normal(size=(30, 3)).astype(np.float32), columns=["a", "b", "c"])
+    fuser = MultimodalFuser([("ab", "passthrough", ["a", "b"]), ("c", "passthrough", ["c"])],
+                            weights={"c": 0.3})
+    out = fuser.fit_transform(X)
+    assert out.dtype == np.float32
+    factors = [fuser.scales_["ab"], fuser.scales_["c"] * 0.3]
+    np.testing.assert_array_equal(out, np.hstack([
+        X[["a", "b"]].to_numpy() * np.float32(factors[0]),
+        X[["c"]].to_numpy() * np.float32(factors[1]),
+    ]))
+    assert fuser.set_params(output="dict").fit_transform(X)["c"].dtype == np.float32
+
+
 def test_unknown_weight_names_the_modalities(frame):
     X, _ = frame
     with pytest.raises(ValueError, match="'txet'.*Did you mean 'text'"):
