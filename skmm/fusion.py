@@ -458,9 +458,10 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
     def _project(self, name, block):
         projection = self.projections_[name]
         if projection is not None:
-            return np.asarray(projection.transform(block), dtype=np.float32)
+            return np.asarray(projection.transform(block))  # the block's float dtype
         block = block.toarray() if sp.issparse(block) else np.asarray(block)
-        padded = np.zeros((block.shape[0], self.n_components), dtype=np.float32)
+        dtype = block.dtype if block.dtype in (np.float32, np.float64) else np.float64
+        padded = np.zeros((block.shape[0], self.n_components), dtype=dtype)
         padded[:, : block.shape[1]] = block
         return padded
 
