@@ -62,7 +62,10 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
     n_components : int, default=64
         Width of the common space with ``fusion="sum"``.
     output : {"array", "dict"}, default="array"
-        "array" returns the fused matrix. "dict" returns ``{name: block}``
+        "array" returns the fused matrix, in the blocks' common dtype:
+        float32 when every block is float32, as embeddings are; float64 next
+        to a float64 block (such as OneHotEncoder's default) or a block of
+        another dtype. "dict" returns ``{name: block}``
         with each modality's scaled and weighted block (projected with
         ``fusion="sum"``, not summed): the hand-off for estimators with one
         encoder per modality, such as ``NeuralClassifier``'s late-fusion
@@ -73,9 +76,6 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         stored values, measured on the training rows) is below this value,
         as in ColumnTransformer: a sparse one-hot block next to a dense
         embedding gives a dense array, a large TF-IDF block a sparse matrix.
-        The fused matrix has the blocks' common dtype (float32 when every
-        block is float32, as embeddings are; float64 next to a float64
-        block such as OneHotEncoder's default).
         0 always gives a dense array, 1 a sparse one whenever a block is.
     random_state : int, RandomState instance or None, default=None
         Seeds the projections of ``fusion="sum"``.
@@ -467,9 +467,13 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
 
     def _fuse(self, blocks, X):
         weights = self.weights or {}
+        # Python floats, so that scaling keeps a float32 block float32 whatever
+        # number types the weights were given in
         factors = {
-            name: self.scales_[name] * weights.get(name, 1.0) for name in self.modalities_
+            name: float(self.scales_[name] * weights.get(name, 1.0))
+            for name in self.modalities_
         }
+        blocks = {name: _as_float(block) for name, block in blocks.items()}
 
         def scaled(name):
             block, factor = blocks[name], factors[name]
@@ -610,6 +614,14 @@ def _numeric_passthrough(out, X, name):
         raise
 
 
+def _as_float(block):
+    """A block of another float width (float16, longdouble) as float64."""
+    dtype = block.dtype
+    if dtype.kind == "f" and dtype not in (np.float32, np.float64):
+        return block.astype(np.float64)
+    return block
+
+
 def _stack_dense(blocks, factors):
     """``np.hstack([block * factor, ...])``, written in place: one copy of the
     data instead of a scaled copy of each block and then the stack."""
@@ -639,12 +651,9 @@ def _block_scale(block):
         mean_sq = np.asarray(block.multiply(block).mean(axis=0)).ravel()
         total = float(np.sum(mean_sq - mean**2))
     else:
-        block = np.asarray(block)
-        # a float32 block (an embedding) is reduced in float32, at half the
-        # memory traffic: the scale is then right to about 1e-7, far closer
-        # than a normalization needs
-        dtype = block.dtype if block.dtype in (np.float32, np.float64) else np.float64
-        total = float(np.sum(np.var(block, axis=0, dtype=dtype), dtype=np.float64))
+        # accumulated in float64 (a float32 sum down many rows loses the
+        # small terms), without a float64 copy of the block first
+        total = float(np.sum(np.var(np.asarray(block), axis=0, dtype=np.float64)))
     # a Python float: scaling keeps a float32 block float32
     return float(1.0 / np.sqrt(total)) if total > 1e-12 else 1.0
 

@@ -165,6 +165,29 @@ def test_float32_blocks_stay_float32(rng):
     assert fuser.set_params(output="dict").fit_transform(X)["c"].dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_fusion_keeps_the_float_dtype(rng, dtype):
+    X = pd.DataFrame(rng.normal(size=(30, 4)).astype(dtype), columns=list("abcd"))
+    fuser = MultimodalFuser([("ab", "passthrough", ["a", "b"]),
+                             ("cd", StandardScaler(), ["c", "d"])],
+                            fusion="sum", n_components=3, weights={"cd": np.float64(0.5)})
+    assert fuser.fit_transform(X).dtype == dtype
+    assert fuser.transform(X).dtype == dtype
+
+
+def test_numpy_weights_and_float16_blocks(rng):
+    X = pd.DataFrame({"a": rng.normal(size=20).astype(np.float32),
+                      "h": rng.normal(size=20).astype(np.float16)})
+    fuser = MultimodalFuser([("a", "passthrough", ["a"])], weights={"a": np.float64(2.0)})
+    assert fuser.fit_transform(X).dtype == np.float32  # a numpy weight does not upcast
+    fuser = MultimodalFuser([("h", "passthrough", ["h"])])
+    out = fuser.fit_transform(X)
+    assert out.dtype == np.float64  # float16 is computed in float64
+    np.testing.assert_allclose(
+        out[:, 0], X["h"].to_numpy(np.float64) * fuser.scales_["h"], rtol=1e-12
+    )
+
+
 def test_unknown_weight_names_the_modalities(frame):
     X, _ = frame
     with pytest.raises(ValueError, match="'txet'.*Did you mean 'text'"):
