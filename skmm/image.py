@@ -673,7 +673,7 @@ def _amp_dtype(precision, device):
 def _check_cells_fast(values, column, rows, fix):
     """Fail in milliseconds, not after minutes of embedding, on missing cells and files."""
     for i, value in enumerate(values):
-        if type(value) is not str:  # a path is never missing: skip that test
+        if not isinstance(value, str):  # a path is never missing: skip that test
             if is_missing(value):
                 raise ValueError(cell_error(column, rows[i], value, "missing value", fix))
             if not isinstance(value, os.PathLike):

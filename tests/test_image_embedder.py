@@ -190,6 +190,21 @@ def test_bad_cells_name_column_row_value_cause_and_fix(kind, cause, bad_files):
         _embedder(batch_size=2).fit(X).transform(X)
 
 
+@pytest.mark.parametrize("container", [list, np.array])  # str or numpy str cells
+def test_a_missing_file_fails_before_anything_is_embedded(tmp_path, monkeypatch, container):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(_encode(Image.new("RGB", (8, 8), (9, 9, 9))))
+    paths = container([str(photo)] * 3 + [str(tmp_path / "nope.jpg")])
+    embedder = _embedder().fit(paths)
+
+    def embed(self, values):
+        raise AssertionError("embedded before the column was checked")
+
+    monkeypatch.setattr(ImageEmbedder, "_embed", embed)
+    with pytest.raises(ValueError, match="row 3: file not found"):
+        embedder.transform(paths)
+
+
 def test_decompression_bomb_is_refused(monkeypatch):
     big = _encode(Image.new("L", (300, 300)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
