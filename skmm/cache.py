@@ -764,8 +764,10 @@ _RACY_NS = 2_000_000_000
 
 def _file_key(path):
     path = os.fspath(path)
-    if not os.path.isabs(path):  # the digest is remembered by absolute path
-        path = os.path.abspath(path)
+    if not os.path.isabs(path):
+        # the digest is remembered by absolute path; joined, not normalized,
+        # so that "link/../x.jpg" stays the file the embedder opens
+        path = os.path.join(os.getcwd() if isinstance(path, str) else os.getcwdb(), path)
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -848,8 +850,10 @@ def cached_embed(cache, encoder_key, values, compute, *, strings="text"):
     Keys each value with :func:`content_key`, looks the distinct keys up,
     calls ``compute`` once on the distinct values that are missing (plus the
     values that cannot be cached), stores what it computed (except the rows
-    of files whose content changed while they were computed) and returns
-    every row in input order. Each distinct value is thus computed at most once, in
+    of files whose content changed while they were computed: those rows, and
+    the rows of this call with the same content as before, get the vector of
+    the bytes that were read, which is not kept) and returns every row in
+    input order. Each distinct value is thus computed at most once, in
     this call and in every later one that shares the cache.
 
     Parameters

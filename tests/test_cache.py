@@ -220,6 +220,22 @@ def test_a_relative_path_is_read_from_the_current_folder(tmp_path, monkeypatch):
     assert in_b not in (None, in_a)
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_relative_path_through_a_link_keys_the_file_it_opens(tmp_path, monkeypatch):
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "x.jpg").write_bytes(b"A" * 100)
+    (tmp_path / "x.jpg").write_bytes(b"B" * 100)
+    try:
+        os.symlink(tmp_path / "real" / "sub", tmp_path / "link")
+    except OSError:
+        pytest.skip("cannot create symbolic links here")
+    monkeypatch.chdir(tmp_path)
+    # "link/../x.jpg" opens real/x.jpg, not the x.jpg next to the link
+    assert content_key("link/../x.jpg", strings="path") == content_key(
+        tmp_path / "real" / "x.jpg", strings="path"
+    ) != content_key(tmp_path / "x.jpg", strings="path")
+
+
 def test_same_bytes_under_two_names_are_embedded_once(cache, tmp_path):
     a = _photo(tmp_path / "a.png", (1, 2, 3))
     b = tmp_path / "b.png"
