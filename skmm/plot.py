@@ -148,6 +148,11 @@ def _history_of(net):
         if getattr(net, "best_estimator_", None) is not None:  # a fitted search
             net = net.best_estimator_
             where = "the best estimator: "
+        elif hasattr(net, "cv_results_"):
+            raise ValueError(
+                f"{type(net).__name__} was fit with refit=False and keeps no fitted "
+                "model; fit it with refit=True, or pass a net you fit"
+            )
         if hasattr(net, "steps") and hasattr(net, "_final_estimator"):  # a Pipeline
             where += f"{type(net).__name__}'s last step, "
             net = net._final_estimator
@@ -156,7 +161,10 @@ def _history_of(net):
             history = getattr(net, "history", None)
         if history is None:
             subject = f"{where}{type(net).__name__}," if where else type(net).__name__
-            raise ValueError(f"{subject} has no training history (history_); fit it first")
+            raise ValueError(
+                f"{subject} has no training history (history_): pass a neural net "
+                "(such as NeuralClassifier) after fitting it"
+            )
     history = list(history)
     if not history or not all(isinstance(epoch, dict) for epoch in history):
         raise ValueError(

@@ -94,7 +94,8 @@ def test_history_errors():
     with pytest.raises(ValueError, match=r"none of the keys \['valid_los'\].*Did you mean "
                        "'valid_loss'"):
         plot_history([{"epoch": 1, "valid_loss": 1.0}], keys=["valid_los"])
-    with pytest.raises(ValueError, match="object has no training history.*fit it first"):
+    with pytest.raises(ValueError, match="object has no training history.*a neural net "
+                       r"\(such as NeuralClassifier\) after fitting it"):
         plot_history(object())
     with pytest.raises(ValueError, match="non-empty list of one dict per epoch"):
         plot_history(_Net([]))
@@ -120,6 +121,7 @@ def test_history_of_a_skorch_net():
 
 def test_history_of_a_neural_classifier_in_a_pipeline_and_a_search():
     pytest.importorskip("torch")
+    from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -143,6 +145,8 @@ def test_history_of_a_neural_classifier_in_a_pipeline_and_a_search():
     with pytest.raises(ValueError, match="Pipeline's last step, StandardScaler, has no "
                        "training history"):
         plot_history(make_pipeline(StandardScaler()).fit(X))
+    with pytest.raises(ValueError, match="GridSearchCV was fit with refit=False"):
+        plot_history(clone(search).set_params(refit=False).fit(X, y))
 
 
 def test_matplotlib_is_optional():
