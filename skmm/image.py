@@ -673,12 +673,10 @@ def _amp_dtype(precision, device):
 def _check_cells_fast(values, column, rows, fix):
     """Fail in milliseconds, not after minutes of embedding, on missing cells and files."""
     for i, value in enumerate(values):
-        if not isinstance(value, str):  # a path is never missing: skip that test
-            if is_missing(value):
-                raise ValueError(cell_error(column, rows[i], value, "missing value", fix))
-            if not isinstance(value, os.PathLike):
-                continue
-        if not os.path.exists(value):
+        is_path = isinstance(value, (str, os.PathLike))  # never a missing value
+        if not is_path and is_missing(value):
+            raise ValueError(cell_error(column, rows[i], value, "missing value", fix))
+        if is_path and not os.path.exists(value):
             raise ValueError(cell_error(column, rows[i], value, "file not found", fix))
 
 

@@ -153,9 +153,9 @@ def _history_of(net):
                 f"{type(net).__name__} was fit with refit=False and keeps no fitted "
                 "model; fit it with refit=True, or pass a net you fit"
             )
-        if hasattr(net, "steps") and hasattr(net, "_final_estimator"):  # a Pipeline
+        if isinstance(getattr(net, "steps", None), list) and net.steps:  # a Pipeline
             where += f"{type(net).__name__}'s last step, "
-            net = net._final_estimator
+            net = net.steps[-1][1]
         history = getattr(net, "history_", None)
         if history is None:
             history = getattr(net, "history", None)
