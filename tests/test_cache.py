@@ -164,7 +164,6 @@ def test_file_edited_while_embedded_is_not_stored_under_its_old_content(cache, t
 
     def embed_then_edit(values):
         vectors = CountingEncoder()(values)  # reads the red photo ...
-        time.sleep(0.05)  # past the file system's timestamp resolution
         _photo(photo, (0, 0, 255))  # ... which is blue by the time it is stored
         return vectors
 

@@ -143,7 +143,7 @@ def test_dense_output_is_each_block_times_its_factor_in_its_own_dtype(rng, norma
     for name, block in (("emb", X[["emb"]].to_numpy()), ("count", X[["count"]].to_numpy()),
                         ("flag", X[["flag"]].to_numpy()),
                         ("colour", fuser.named_transformers_.colour.transform(X[["colour"]]))):
-        factor = fuser.scales_[name] * (fuser.weights.get(name, 1.0))
+        factor = fuser.scales_[name] * fuser.weights.get(name, 1.0)
         expected.append(block * factor if factor != 1.0 else block)
     expected = np.hstack([b.toarray() if sp.issparse(b) else b for b in expected])
     assert out.dtype == expected.dtype
