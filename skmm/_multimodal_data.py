@@ -46,12 +46,11 @@ from torch import nn
 
 from ._images import ImageReadError, read_image
 from ._neural_data import Batch
+from ._preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ._tabular import TabularPreprocessor, infer_tabular_columns, missing_tabular_like
 from ._text_towers import TextVocabulary, empty_text_like
 from ._validation import cell_error, did_you_mean, is_missing
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MODALITIES = ("image", "text", "tabular")
 
 
@@ -376,51 +375,35 @@ class WithMissingEmbedding(nn.Module):
 # ---------------------------------------------------------------- augmentation
 
 
-def random_horizontal_flip(images, *, p=0.5, generator=None):
-    """Flip each image of a batch (B, C, H, W) left-right with probability ``p``."""
-    flip = torch.rand(images.shape[0], generator=generator) < p
-    flip = flip.to(images.device)[:, None, None, None]
-    return torch.where(flip, images.flip(-1), images)
-
-
-def random_resized_crop(
-    images, size=None, *, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3), generator=None
-):
-    """Crop a random box of each image of a float batch (B, C, H, W), resized to
-    ``size`` x ``size`` (default: H x W), all in one bilinear ``grid_sample``.
-
-    The box covers a fraction of the area drawn uniformly from ``scale``, with
-    an aspect ratio drawn log-uniformly from ``ratio`` (clipped to the image),
-    at a uniform position. The default smallest area (35 %) is larger than the
-    usual 8 %: product photos are centred on one object, and tiny crops lose it.
-    """
-    n, _, height, width = images.shape
-    out_h, out_w = (height, width) if size is None else (size, size)
-    area = torch.empty(n).uniform_(scale[0], scale[1], generator=generator)
-    log_ratio = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
-    aspect = torch.exp(log_ratio)
-    # Box sides as fractions of the image's width and height.
-    box_w = torch.sqrt(area * aspect * height / width).clamp(max=1.0)
-    box_h = torch.sqrt(area / aspect * width / height).clamp(max=1.0)
-    centre_x = (torch.rand(n, generator=generator) * 2 - 1) * (1 - box_w)
-    centre_y = (torch.rand(n, generator=generator) * 2 - 1) * (1 - box_h)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = box_w
-    theta[:, 0, 2] = centre_x
-    theta[:, 1, 1] = box_h
-    theta[:, 1, 2] = centre_y
-    theta = theta.to(device=images.device, dtype=images.dtype)
-    grid = nn.functional.affine_grid(theta, (n, images.shape[1], out_h, out_w), align_corners=False)
-    return nn.functional.grid_sample(
-        images, grid, mode="bilinear", padding_mode="border", align_corners=False
-    )
-
-
 def default_augment(images, generator=None):
-    """Random resized crop, then horizontal flip: the training augmentation."""
-    return random_horizontal_flip(
-        random_resized_crop(images, generator=generator), generator=generator
-    )
+    """The training augmentation: a random resized crop, then a horizontal flip.
+
+    Each image of the float batch ``(B, C, H, W)`` gets its own crop (a box of
+    35 % to 100 % of the area, aspect ratio 3/4 to 4/3, at a uniform position,
+    resized back to H x W) and a flip with probability 1/2, done by
+    torchvision's ``resized_crop`` and ``horizontal_flip``. The smallest box is
+    larger than torchvision's default 8 %: product photos are centred on one
+    object, and tiny crops lose it. The boxes are drawn from ``generator``,
+    not from torch's global random state, which the training loop uses at the
+    same time in another thread; a seeded generator repeats them.
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    n, _, height, width = images.shape
+    area = torch.empty(n).uniform_(0.35, 1.0, generator=generator) * height * width
+    aspect = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3),
+                                               generator=generator))
+    box_h = torch.sqrt(area / aspect).round().clamp(1, height).int()
+    box_w = torch.sqrt(area * aspect).round().clamp(1, width).int()
+    top = (torch.rand(n, generator=generator) * (height - box_h + 1)).int()
+    left = (torch.rand(n, generator=generator) * (width - box_w + 1)).int()
+    flip = torch.rand(n, generator=generator) < 0.5
+    out = []
+    for i, image in enumerate(images):
+        image = F.resized_crop(image, int(top[i]), int(left[i]), int(box_h[i]),
+                               int(box_w[i]), [height, width], antialias=True)
+        out.append(F.horizontal_flip(image) if flip[i] else image)
+    return torch.stack(out)
 
 
 # ---------------------------------------------------------------- encoding

@@ -12,8 +12,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._images import ImageReadError, read_image
 from ._preprocess import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    INTERPOLATIONS,
+    RESIZES,
+    Preprocessing,
     check_image_size,
     decode_batch,
     normalizer,
@@ -135,45 +136,74 @@ _PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Features of each image from a convolutional network (a ResNet or your own).
+    """Features of each image from a pretrained network (torchvision, timm or yours).
 
     Every image is read (path, bytes, PIL image or array; any mode Pillow
-    opens becomes RGB), resized to ``image_size``, normalized and passed
-    through the network; its last (or ``layer``) feature map is pooled into
-    one float32 vector per image. Images are decoded in background threads
-    while the network runs on the previous batch, so throughput is close to
-    that of the network alone, and memory stays at a few batches whatever
-    the number of rows.
+    opens becomes RGB), resized and cropped as the network's weights expect,
+    normalized and passed through the network; the features before its
+    classifier (or the pooled output of ``layer``) give one float32 vector
+    per image. Images are decoded in background threads while the network
+    runs on the previous batch, so throughput is close to that of the network
+    alone, and memory stays at a few batches whatever the number of rows.
 
     Parameters
     ----------
-    backbone : {"resnet18", "resnet34", "resnet50", "simple_cnn"} or torch.nn.Module, \
-default="resnet18"
-        The ResNets have torchvision's architecture and weight names, so
-        torchvision's weight files load unchanged; "simple_cnn" is a small,
-        fast network for small images. Your own module must map ``(N, 3, H,
-        W)`` float images to ``(N, D)`` or to an ``(N, D, h, w)`` feature map
-        (then pooled); ``fit`` works on a copy of it.
-    weights : None, "imagenet" or path, default=None
-        None: random initialisation seeded by ``random_state`` (a fast,
-        offline baseline; features are generic). "imagenet": torchvision's
-        published ImageNet weights (ResNets only), read from the torch hub
-        cache and downloaded there on first use; without internet access the
-        error says where to put the file. A path: a ``.pth``/``.pt``
-        state_dict (read with ``torch.load(weights_only=True)``, which never
-        unpickles arbitrary objects) or a ``.safetensors`` file. A ResNet's
-        ``fc`` classifier is not used, so its keys may be absent.
-    image_size : int or (int, int), default=224
-        Images are resized to this square side, or to (height, width).
-    layer : {"layer1", "layer2", "layer3", "layer4"} or None, default=None
-        Stage of a built-in backbone whose feature map is pooled; None is the
-        last. Earlier stages give lower-level, cheaper features.
-    pooling : {"avg", "max", "avgmax"}, default="avg"
+    backbone : str or torch.nn.Module, default="timm/tf_efficientnet_lite0"
+        A torchvision classification model (``"resnet18"``, ``"resnet50"``,
+        ``"efficientnet_b0"``, ``"convnext_tiny"``, ``"vit_b_16"``, ...:
+        ``torchvision.models.list_models()``), a timm model behind the prefix
+        ``"timm/"`` (``"timm/tf_efficientnet_lite0"``, ``"timm/resnet50.a1_in1k"``;
+        needs ``pip install skmm[vision]``), ``"simple_cnn"`` (small and fast,
+        random weights only) or your own module, mapping ``(N, 3, H, W)``
+        float images to ``(N, D)``, an ``(N, D, h, w)`` feature map or
+        ``(N, L, D)`` tokens (then pooled); ``fit`` works on a copy of it.
+        The default, EfficientNet-Lite0 with ImageNet weights, is the most
+        accurate per second of CPU among the networks whose weights install
+        offline (``skmm[vision]``).
+    weights : None, "imagenet", a library weight name or path, default="imagenet"
+        "imagenet": the library's default ImageNet weights, through its own
+        cache (torchvision: the torch hub cache; timm: the Hugging Face hub
+        cache), downloaded there on first use. timm's
+        ``tf_efficientnet_lite0/1/2`` load offline from the packages that
+        ``skmm[vision]`` installs. Without internet access and without such
+        a package the error says what to install or which file to put where.
+        Also accepted: a torchvision weights enum or its member name
+        (``"IMAGENET1K_V2"``), a timm pretrained tag (``"a1_in1k"``), the path
+        of a ``.pth``/``.pt``/``.bin`` state_dict (read with
+        ``torch.load(weights_only=True)``, which never unpickles arbitrary
+        objects) or of a ``.safetensors`` file, in the library's key format
+        (torchvision's own files load unchanged; the classifier's keys may be
+        absent), or None: random initialisation seeded by ``random_state``.
+        Your own module keeps the weights it has, unless a file is given.
+    image_size : "auto", int or (int, int), default="auto"
+        Side of the square the network reads, or (height, width). "auto":
+        the size the weights were trained at (224 for most; 224 without
+        weights).
+    resize : {"auto", "crop", "squash"}, default="auto"
+        "crop": resize the shorter side to ``image_size / crop_pct`` of the
+        weights (e.g. 256 for 224) and cut out the centre, as the libraries'
+        evaluation transforms do; "squash": resize the whole image to
+        ``image_size``, aspect ratio not kept, nothing cut off. "auto": "crop"
+        for torchvision and timm models, "squash" for ``simple_cnn`` and
+        your own module.
+    interpolation : {"auto", "bilinear", "bicubic"}, default="auto"
+        Resampling of the resize (antialiased); "auto" follows the weights.
+    layer : str or None, default=None
+        A node whose output is pooled instead of the features before the
+        classifier: a stage of a torchvision model (``"layer3"``,
+        ``"features.5"``; ``torchvision.models.feature_extraction.
+        get_graph_node_names`` lists them), of a timm model (``"blocks.4"``)
+        or of ``simple_cnn`` (``"layer1"``..``"layer4"``). Earlier stages give
+        lower-level, cheaper features.
+    pooling : {"avg", "max", "avgmax"} or None, default=None
         Global pooling of the feature map; "avgmax" concatenates the average
-        and the maximum (twice the width).
-    mean, std : sequence of 3 floats or None, default=ImageNet's
-        Per-channel standardisation of the [0, 1] pixels, ``(x - mean) / std``;
-        None leaves them in [0, 1]. Keep ImageNet's for ImageNet weights.
+        and the maximum (twice the width). None: the network's own (the
+        average for CNNs, the class token for vision transformers; the
+        average of ``layer``'s map).
+    mean, std : "auto", sequence of 3 floats or None, default="auto"
+        Per-channel standardisation of the [0, 1] pixels, ``(x - mean) / std``.
+        "auto": the statistics the weights expect (ImageNet's, or 0.5 for
+        some timm models); None leaves them in [0, 1].
     batch_size : int, default=32
         Images per forward pass. Memory grows with it; beyond 32 the CPU gains
         little, a GPU likes 128 or more.
@@ -207,8 +237,10 @@ default="resnet18"
         directory, or an :class:`~skmm.EmbeddingCache` shared by several
         estimators. What is cached is the network's output for one image
         (before the missing indicator), keyed by the network's identity
-        (architecture, a digest of its weights, ``layer``, ``pooling``,
-        ``image_size``, ``mean``, ``std``, the device type and precision) and
+        (architecture and the version of the library that builds it, for your
+        own module its ``repr`` and the source code of its classes, a digest
+        of its weights, ``layer``, ``pooling``, every preprocessing setting,
+        the device type and precision) and
         by the image's content (the file's bytes for a path, so an edited
         file is embedded again). Nothing here is fit on the data, so nothing
         leaks between folds. Rows that could not be read are never stored.
@@ -224,9 +256,13 @@ default="resnet18"
     model_ : torch.nn.Module
         The encoder, in eval mode on ``device_``: normalized ``(N, 3, H, W)``
         images to ``(N, D)`` features. Embedders fitted in one process with
-        the same built-in backbone, weights (a file, "imagenet" or an int
+        the same named backbone, weights (a file, a library name or an int
         ``random_state``) and settings share one frozen network, so the fits
         of a grid search build it once.
+    preprocessing_ : dict
+        What each image goes through, "auto" resolved: ``image_size``
+        (height, width), ``resize``, ``crop_pct``, ``interpolation``,
+        ``mean`` and ``std``.
     encoder_key_ : str or None
         The network's key in ``cache`` (see :func:`skmm.cache.encoder_key`);
         None without a cache.
@@ -249,21 +285,25 @@ default="resnet18"
     >>> import numpy as np
     >>> from skmm import ImageEmbedder
     >>> images = [np.zeros((40, 40, 3), dtype=np.uint8), np.ones((20, 30))]
-    >>> embedder = ImageEmbedder("simple_cnn", image_size=32, random_state=0)
+    >>> embedder = ImageEmbedder("simple_cnn", weights=None, image_size=32, random_state=0)
     >>> embedder.fit_transform(images).shape
     (2, 256)
+    >>> ImageEmbedder().fit_transform(images).shape  # EfficientNet-Lite0, ImageNet
+    (2, 1280)
     """
 
     def __init__(
         self,
-        backbone="resnet18",
+        backbone="timm/tf_efficientnet_lite0",
         *,
-        weights=None,
-        image_size=224,
+        weights="imagenet",
+        image_size="auto",
+        resize="auto",
+        interpolation="auto",
         layer=None,
-        pooling="avg",
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        pooling=None,
+        mean="auto",
+        std="auto",
         batch_size=32,
         num_workers=None,
         device="auto",
@@ -277,6 +317,8 @@ default="resnet18"
         self.backbone = backbone
         self.weights = weights
         self.image_size = image_size
+        self.resize = resize
+        self.interpolation = interpolation
         self.layer = layer
         self.pooling = pooling
         self.mean = mean
@@ -314,20 +356,25 @@ default="resnet18"
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray([name], dtype=object)
         self.device_ = _resolve_device(self.device)
-        shared = _shared_network(self)
+        prep = self._preprocessing()
+        self.preprocessing_ = prep.as_dict()
+        shared = _shared_network(self, prep)
         self.model_, self.embedding_dim_ = shared.model, shared.dim
+        self._prep = prep
         self._n_features_out = self.embedding_dim_ + bool(self.missing_indicator)
         self.encoder_key_ = None
         if self.cache is not None:
+            from ._backbones import library_version, module_identity, parse_backbone
+
+            library, name = parse_backbone(self.backbone)
+            identity = module_identity(self.backbone) if library == "module" else {}
             amp_dtype = _amp_dtype(self.precision, self.device_)
             self.encoder_key_ = encoder_key(
-                encoder="ImageEmbedder",
-                backbone=(
-                    self.backbone if isinstance(self.backbone, str)
-                    else type(self.backbone).__qualname__
-                ),
+                encoder="ImageEmbedder", backbone=name, library=library,
+                library_version=library_version(library), **identity,
                 weights=shared.digest(), layer=self.layer, pooling=self.pooling,
-                image_size=self._size, normalizer=[a.ravel() for a in self._normalizer],
+                preprocessing={**self.preprocessing_, "mean": None, "std": None},
+                normalizer=[a.ravel() for a in self._normalizer],
                 device=self.device_.type, precision=str(amp_dtype or "float32"),
                 dim=self.embedding_dim_,
             )
@@ -486,16 +533,39 @@ default="resnet18"
             raise ValueError(
                 f"num_workers must be None or an int >= 0, got {self.num_workers!r}"
             )
-        check_image_size(self.image_size)
-        normalizer(self.mean, self.std)
+        if not (isinstance(self.image_size, str) and self.image_size == "auto"):
+            check_image_size(self.image_size)
+        for name, value, options in (
+            ("resize", self.resize, RESIZES), ("interpolation", self.interpolation,
+                                               INTERPOLATIONS),
+        ):
+            if value != "auto" and value not in options:
+                raise ValueError(f"{name} must be 'auto' or one of {options}, got {value!r}")
 
-    @property
-    def _size(self):
-        return check_image_size(self.image_size)
+    def _preprocessing(self):
+        """The preprocessing of the network, with this embedder's overrides."""
+        from ._backbones import preprocessing
+
+        default = preprocessing(self.backbone, self.weights)
+
+        def auto(value):
+            return isinstance(value, str) and value == "auto"
+
+        prep = Preprocessing(
+            size=default.size if auto(self.image_size) else check_image_size(self.image_size),
+            resize=default.resize if auto(self.resize) else self.resize,
+            crop_pct=default.crop_pct,
+            interpolation=default.interpolation if auto(self.interpolation)
+            else self.interpolation,
+            mean=default.mean if auto(self.mean) else self.mean,
+            std=default.std if auto(self.std) else self.std,
+        )
+        normalizer(prep.mean, prep.std)  # a clear error for bad values
+        return prep
 
     @property
     def _normalizer(self):
-        return normalizer(self.mean, self.std)
+        return normalizer(self._prep.mean, self._prep.std)
 
     @property
     def _channels_last(self):
@@ -514,12 +584,12 @@ default="resnet18"
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
-        size = self._size
+        prep = self._prep
         pin = self.device_.type == "cuda"
         starts = range(0, len(values), self.batch_size)
 
         def decode(start):
-            pixels, failures = decode_batch(values[start : start + self.batch_size], size)
+            pixels, failures = decode_batch(values[start : start + self.batch_size], prep)
             if pin:
                 import torch
 
@@ -584,7 +654,7 @@ _NETWORKS_MAX = 4
 _NETWORKS_LOCK = threading.Lock()
 
 
-def _network_memo_key(embedder):
+def _network_memo_key(embedder, prep):
     backbone, weights, seed = embedder.backbone, embedder.weights, embedder.random_state
     if not isinstance(backbone, str):
         return None  # a user module may change between fits
@@ -592,30 +662,27 @@ def _network_memo_key(embedder):
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             return None  # an unseeded or RandomState initialisation differs per fit
         weights_id = ("seed", int(seed))
-    elif isinstance(weights, str) and weights == "imagenet":
-        weights_id = ("imagenet",)
-    elif isinstance(weights, (str, os.PathLike)):
-        try:
-            st = os.stat(weights)
-        except (OSError, TypeError, ValueError):
-            return None  # build_image_encoder says what is wrong
+    elif isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
+        st = os.stat(weights)
         weights_id = (os.path.abspath(os.fspath(weights)), st.st_size, st.st_mtime_ns)
+    elif isinstance(weights, str) or type(weights).__module__.startswith("torchvision"):
+        weights_id = ("named", str(weights))  # "imagenet", a tag, an enum member
     else:
-        return None
+        return None  # build_image_encoder says what is wrong
     return (
-        backbone, weights_id, embedder.layer, embedder.pooling, embedder._size,
+        backbone, weights_id, embedder.layer, embedder.pooling, prep.size,
         str(embedder.device_), embedder._channels_last,
     )
 
 
-def _shared_network(embedder):
+def _shared_network(embedder, prep):
     import copy
 
     import torch
 
-    from ._backbones import build_image_encoder, fold_batchnorm
+    from ._backbones import build_image_encoder
 
-    key = _network_memo_key(embedder)
+    key = _network_memo_key(embedder, prep)
     if key is not None:
         with _NETWORKS_LOCK:
             if key in _NETWORKS:
@@ -626,10 +693,9 @@ def _shared_network(embedder):
         backbone = copy.deepcopy(backbone).cpu()
     model, dim = build_image_encoder(
         backbone, weights=embedder.weights, layer=embedder.layer, pooling=embedder.pooling,
-        random_state=embedder.random_state, image_size=embedder._size,
+        random_state=embedder.random_state, image_size=prep.size,
     )
-    # frozen: batch norms fold into the convolutions (faster, less memory)
-    shared = _SharedNetwork(embedder._place(fold_batchnorm(model.eval())), dim)
+    shared = _SharedNetwork(embedder._place(model.eval()), dim)
     if key is not None:
         with _NETWORKS_LOCK:
             _NETWORKS[key] = shared

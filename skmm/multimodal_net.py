@@ -17,7 +17,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 
-from ._backbones import BACKBONES, build_image_encoder
+from ._backbones import build_image_encoder, parse_backbone, preprocessing
 from ._e2e_net import MultimodalNet
 from ._multimodal_data import (
     MODALITIES,
@@ -99,12 +99,16 @@ class _MultimodalNetMixin:
             )
         return image, text, list(tabular) if tabular else None
 
+    def _image_statistics(self):
+        """The mean and std the image tower's weights expect."""
+        prep = preprocessing(self.image_tower, self.image_weights)
+        return {"mean": prep.mean, "std": prep.std}
+
     def _check_e2e_params(self):
-        if not (isinstance(self.image_tower, torch.nn.Module) or self.image_tower in BACKBONES):
-            raise ValueError(
-                f"image_tower must be one of {BACKBONES} or a torch.nn.Module, got "
-                f"{self.image_tower!r}." + did_you_mean(str(self.image_tower), BACKBONES)
-            )
+        try:
+            parse_backbone(self.image_tower)
+        except ValueError as exc:
+            raise ValueError(f"image_tower: {exc}") from None
         tower = self.text_tower
         typo = (isinstance(tower, str) and tower not in TEXT_TOWERS
                 and not os.path.isdir(tower) and did_you_mean(tower, TEXT_TOWERS))
@@ -183,7 +187,8 @@ class _MultimodalNetMixin:
             self.frozen_ = self._frozen_towers(self.modalities_)
             self.image_loader_ = (
                 ImageLoader(size=int(self.image_size), on_error=self.on_error,
-                            cache_bytes=self.cache_bytes, column=image)
+                            cache_bytes=self.cache_bytes, column=image,
+                            **self._image_statistics())
                 if image is not None else None
             )
         if image is not None:
@@ -394,11 +399,13 @@ _PARAMS_DOC = """
         Tabular columns: numeric and boolean ones are standardised (with a
         missing-value indicator), the others are categories with learned
         embeddings (unknown and missing categories get codes of their own).
-    image_tower : {"simple_cnn", "resnet18", "resnet34", "resnet50"} or nn.Module, \
-default="simple_cnn"
-        The image backbone, as in ``ImageEmbedder``.
-    image_weights : None, "imagenet" or path, default=None
-        Its weights (None: random initialisation, seeded by ``random_state``).
+    image_tower : str or nn.Module, default="simple_cnn"
+        The image backbone, named as in ``ImageEmbedder`` (a torchvision
+        model, ``"timm/<name>"``, ``"simple_cnn"``) or a module.
+    image_weights : None, "imagenet", a library weight name or path, default=None
+        Its weights, as ``ImageEmbedder``'s ``weights`` (None: random
+        initialisation, seeded by ``random_state``); images are normalized
+        with the statistics these weights expect.
     image_size : int, default=64
         Side of the square images are resized to.
     augment : bool, default=True

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold
@@ -24,7 +25,8 @@ def _photos(folder, n=6):
 
 
 def _image_embedder(**params):
-    return ImageEmbedder("simple_cnn", image_size=16, random_state=0, **params)
+    params = {"weights": None, "image_size": 16, "random_state": 0, **params}
+    return ImageEmbedder("simple_cnn", **params)
 
 
 def test_image_rows_are_counted_and_match_the_uncached_ones(tmp_path):
@@ -61,10 +63,11 @@ def test_an_edited_photo_is_embedded_again(tmp_path):
     np.testing.assert_array_equal(after, _image_embedder().fit(paths).transform(paths))
 
 
-@pytest.mark.parametrize("backbone", ["simple_cnn", "resnet18"])
+@pytest.mark.parametrize("backbone", ["simple_cnn", "resnet18", "timm/tf_efficientnet_lite0"])
 def test_a_photo_gets_the_same_bits_alone_or_in_any_batch(tmp_path, backbone):
     paths = _photos(tmp_path, n=5)
-    embedder = ImageEmbedder(backbone, image_size=32, random_state=0, device="cpu")
+    embedder = ImageEmbedder(backbone, weights=None, image_size=32, random_state=0,
+                             device="cpu")
     together = embedder.fit(paths).transform(paths)
     for i in range(5):
         np.testing.assert_array_equal(embedder.transform(paths[i : i + 1])[0], together[i])
@@ -93,13 +96,56 @@ def test_the_key_changes_with_every_setting_that_changes_the_output(tmp_path):
     cache = EmbeddingCache(tmp_path / "cache")
     keys = {
         _image_embedder(cache=cache, **params).fit(paths).encoder_key_
-        for params in ({}, {"pooling": "max"}, {"mean": None, "std": None})
+        for params in ({}, {"pooling": "max"}, {"mean": None, "std": None},
+                       {"image_size": 24}, {"random_state": 1}, {"resize": "crop"},
+                       {"interpolation": "bicubic"}, {"layer": "layer3"})
     }
-    keys.add(ImageEmbedder("simple_cnn", image_size=24, random_state=0, cache=cache)
-             .fit(paths).encoder_key_)
-    keys.add(ImageEmbedder("simple_cnn", image_size=16, random_state=1, cache=cache)
-             .fit(paths).encoder_key_)
-    assert len(keys) == 5
+    assert len(keys) == 8
+
+
+def _conv_then(activation):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), activation)
+
+
+def test_user_modules_with_the_same_weights_but_other_code_share_nothing(tmp_path):
+    paths = _photos(tmp_path, n=3)
+    cache = EmbeddingCache(tmp_path / "cache")
+    relu = ImageEmbedder(_conv_then(torch.nn.ReLU()), image_size=16, cache=cache).fit(paths)
+    tanh = ImageEmbedder(_conv_then(torch.nn.Tanh()), image_size=16, cache=cache).fit(paths)
+    assert relu.encoder_key_ != tanh.encoder_key_
+    np.testing.assert_array_equal(
+        tanh.transform(paths),
+        ImageEmbedder(_conv_then(torch.nn.Tanh()), image_size=16).fit(paths).transform(paths),
+    )
+    assert not np.allclose(relu.transform(paths), tanh.transform(paths))
+
+
+def test_a_change_in_a_user_modules_forward_is_a_new_key(tmp_path, monkeypatch):
+    source = (
+        "import torch\n\nclass Encoder(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = torch.nn.Conv2d(3, 4, 3)\n\n"
+        "    def forward(self, x):\n        return self.conv(x){}\n"
+    )
+    module_file = tmp_path / "user_encoder_module.py"
+    module_file.write_text(source.format(""))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    import user_encoder_module
+
+    def key():
+        torch.manual_seed(0)
+        module = user_encoder_module.Encoder()
+        return ImageEmbedder(module, image_size=16, cache=tmp_path / "cache").fit(
+            paths).encoder_key_
+
+    paths = _photos(tmp_path, n=1)
+    before = key()
+    module_file.write_text(source.format(".abs()"))
+    importlib.reload(user_encoder_module)
+    assert key() != before
 
 
 def test_text_rows_are_counted_and_pca_is_fit_per_call(tmp_path):

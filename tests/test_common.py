@@ -25,7 +25,7 @@ ESTIMATORS = [
     MultimodalFuser([("all", StandardScaler(), slice(0, None))], fusion="sum",
                     n_components=1, random_state=0),
     ImagePixels(size=2),
-    ImageEmbedder("simple_cnn", image_size=8, random_state=0),
+    ImageEmbedder("simple_cnn", weights=None, image_size=8, random_state=0),
     NeuralClassifier(hidden_units=(16,), max_epochs=10, lr=0.02, batch_size=32,
                      random_state=0),
     NeuralRegressor(hidden_units=(16,), max_epochs=10, lr=0.02, batch_size=32,

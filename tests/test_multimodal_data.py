@@ -19,8 +19,6 @@ from skmm._multimodal_data import (
     default_augment,
     drop_modalities,
     prefetch,
-    random_horizontal_flip,
-    random_resized_crop,
 )
 from skmm._tabular import MISSING_CODE, UNKNOWN_CODE
 from skmm._text_towers import EMPTY_ID, PAD_ID, UNK_ID
@@ -312,31 +310,23 @@ def test_with_missing_embedding():
 # ------------------------------------------------------------------ augmentation
 
 
-def test_horizontal_flip():
-    images = torch.arange(2 * 3 * 2 * 4, dtype=torch.float32).view(2, 3, 2, 4)
-    assert torch.equal(random_horizontal_flip(images, p=1.0), images.flip(-1))
-    assert torch.equal(random_horizontal_flip(images, p=0.0), images)
-    flipped = random_horizontal_flip(
-        images.repeat(50, 1, 1, 1), generator=torch.Generator().manual_seed(0)
-    )
-    n_flipped = sum(torch.equal(f, images[0].flip(-1)) for f in flipped[::2])
-    assert 10 < n_flipped < 40
-
-
-def test_random_resized_crop():
-    images = torch.rand(4, 3, 10, 10, generator=torch.Generator().manual_seed(0))
-    same = random_resized_crop(images, scale=(1.0, 1.0), ratio=(1.0, 1.0))
-    assert torch.allclose(same, images, atol=1e-5)
-    cropped = random_resized_crop(images, 6, generator=torch.Generator().manual_seed(0))
-    assert cropped.shape == (4, 3, 6, 6)
-    again = random_resized_crop(images, 6, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(cropped, again)
+def test_default_augment_crops_and_flips_each_image_on_its_own():
+    images = torch.rand(4, 3, 10, 12, generator=torch.Generator().manual_seed(0))
+    out = default_augment(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert torch.equal(out, default_augment(images, torch.Generator().manual_seed(0)))
+    before = torch.random.get_rng_state()
+    default_augment(images, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.random.get_rng_state(), before)
     # Crops see a part of the image: a left-dark, right-bright image gives crops
-    # of different mean brightness.
-    halves = torch.zeros(32, 1, 16, 16)
+    # of different mean brightness, and flips put the bright half on the left.
+    halves = torch.zeros(64, 1, 16, 16)
     halves[..., 8:] = 1.0
-    means = random_resized_crop(halves, generator=torch.Generator().manual_seed(1)).mean((1, 2, 3))
-    assert means.std() > 0.05 and ((means >= 0) & (means <= 1)).all()
+    out = default_augment(halves, torch.Generator().manual_seed(1))
+    means = out.mean((1, 2, 3))
+    assert means.std() > 0.05 and ((out >= 0) & (out <= 1)).all()
+    flipped = (out[..., :8].mean((1, 2, 3)) > out[..., 8:].mean((1, 2, 3))).sum()
+    assert 16 < flipped < 48
 
 
 def test_augmentation_is_deterministic_with_a_seed(frame):
