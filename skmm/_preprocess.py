@@ -1,9 +1,12 @@
 """Image cells to network input: decode, resize, batch, normalize.
 
-Decoding and resizing happen on the CPU into uint8 ``(B, H, W, 3)`` arrays
-(cheap to hold, pin and copy: a quarter of float32); the conversion to
-normalized float happens on the device, after the copy, and yields a
-channels-last ``(B, 3, H, W)`` tensor for free.
+:func:`read_cells` decodes cells into uint8 RGB arrays with Pillow (in
+background threads: Pillow releases the GIL and uses no thread pool).
+:meth:`Preprocessing.batch` resizes and crops them with torchvision's
+antialiased tensor ops on the network's device (in the thread that runs the
+network, so that on a CPU they share its threads instead of competing with
+them) into a uint8 ``(B, H, W, 3)`` batch; :func:`to_input` turns that into
+the normalized float, channels-last ``(B, 3, H, W)`` tensor the network reads.
 """
 
 import math
@@ -50,21 +53,57 @@ class Preprocessing:
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
-    def __call__(self, image):
-        """A PIL image to the uint8 ``(height, width, 3)`` array the network reads."""
+    def _resize_to(self):
+        """The size resized to before the centre crop: ``int`` (the shorter
+        side, "crop") or ``[height, width]`` ("squash")."""
+        if self.resize == "crop":
+            return math.floor(max(self.size) / self.crop_pct + 1e-6)
+        return [math.floor(side / self.crop_pct + 1e-6) for side in self.size]
+
+    def resize_image(self, pixels):
+        """A uint8 ``(3, h, w)`` tensor to the ``(3, height, width)`` the network reads.
+
+        torchvision's ``Resize`` then ``CenterCrop``, antialiased, on the image
+        as a tensor (5 to 7 times faster than on a PIL image on a CPU, measured
+        at 224 px), on the tensor's device. "crop" resizes the shorter side to
+        ``size / crop_pct``, as torchvision's and timm's evaluation transforms
+        do; "squash" resizes both sides to ``size / crop_pct`` (timm's squash
+        mode; nothing is cut off when ``crop_pct`` is 1).
+        """
         from torchvision.transforms.v2 import InterpolationMode
         from torchvision.transforms.v2 import functional as F
 
         mode = InterpolationMode(self.interpolation)
-        if self.resize == "squash":
-            image = F.resize(image, list(self.size), interpolation=mode, antialias=True)
-        else:
-            # as torchvision's Resize(int) then CenterCrop: shorter side first
-            scale = math.floor(max(self.size) / self.crop_pct + 1e-6)
-            image = F.center_crop(
-                F.resize(image, scale, interpolation=mode, antialias=True), list(self.size)
-            )
-        return np.asarray(image, dtype=np.uint8)
+        resized = F.resize(pixels, self._resize_to(), interpolation=mode, antialias=True)
+        if tuple(resized.shape[-2:]) == tuple(self.size):
+            return resized
+        return F.center_crop(resized, list(self.size))
+
+    def reduction(self, width, height):
+        """The integer factor a ``width`` x ``height`` photo can be shrunk by first.
+
+        The largest that leaves at least twice the pixels the resize needs
+        along each side, as Pillow's ``reducing_gap=2`` does: the box average
+        costs little, and the antialiased resize that follows then differs
+        from one of the full photo by less than JPEG noise.
+        """
+        target = self._resize_to()
+        if isinstance(target, int):
+            return max(1, min(width, height) // (2 * target))
+        out_h, out_w = target
+        return max(1, min(width // (2 * out_w), height // (2 * out_h)))
+
+    def batch(self, images, device="cpu"):
+        """uint8 ``(h, w, 3)`` arrays (None: zeros) to one uint8 ``(B, H, W, 3)`` tensor."""
+        import torch
+
+        height, width = self.size
+        out = torch.zeros((len(images), height, width, 3), dtype=torch.uint8, device=device)
+        for i, image in enumerate(images):
+            if image is not None:
+                pixels = torch.from_numpy(image).to(device).permute(2, 0, 1)
+                out[i] = self.resize_image(pixels).permute(1, 2, 0)
+        return out
 
     def as_dict(self):
         return {
@@ -73,32 +112,30 @@ class Preprocessing:
         }
 
 
-def load_image(value, prep):
-    """One cell to the uint8 ``(height, width, 3)`` array of ``prep``.
+def read_cells(values, prep):
+    """Decode cells into ``(images, failures)`` for ``prep``.
 
-    Raises :class:`ImageReadError` with the cause.
+    ``images`` holds a uint8 ``(h, w, 3)`` RGB array per cell, None where it
+    failed, photos much larger than ``prep`` needs shrunk by
+    :meth:`Preprocessing.reduction` (so that a batch of 12-megapixel photos
+    does not sit in memory at full size); ``failures`` lists ``(position,
+    cause)`` in row order.
     """
-    if is_missing(value):
-        raise ImageReadError("missing value")
-    return prep(read_image(value))
-
-
-def decode_batch(values, prep):
-    """Decode cells into ``(pixels, failures)``.
-
-    ``pixels`` is a uint8 array of shape ``(len(values), height, width, 3)``,
-    all-zero on the rows that failed; ``failures`` lists ``(position, cause)``
-    in row order.
-    """
-    height, width = prep.size
-    pixels = np.zeros((len(values), height, width, 3), dtype=np.uint8)
-    failures = []
+    images, failures = [], []
     for i, value in enumerate(values):
         try:
-            pixels[i] = load_image(value, prep)
+            if is_missing(value):
+                raise ImageReadError("missing value")
+            image = read_image(value)
         except ImageReadError as exc:
+            images.append(None)
             failures.append((i, exc.cause))
-    return pixels, failures
+            continue
+        factor = prep.reduction(*image.size)
+        if factor > 1:
+            image = image.reduce(factor)
+        images.append(np.array(image))  # writable, for torch.from_numpy
+    return images, failures
 
 
 def normalizer(mean, std):
@@ -118,11 +155,11 @@ def normalizer(mean, std):
 
 def to_input(pixels, scale, shift, *, device, dtype=None, channels_last=True,
              non_blocking=False):
-    """uint8 ``(B, H, W, 3)`` (array or tensor, pinned or not) to a normalized
-    float ``(B, 3, H, W)`` tensor on ``device``.
+    """uint8 ``(B, H, W, 3)`` (array or tensor) to a normalized float
+    ``(B, 3, H, W)`` tensor on ``device``.
 
-    The copy moves uint8; the arithmetic runs on the device. The result is
-    channels-last in memory (contiguous NCHW if ``channels_last=False``).
+    The arithmetic runs on the device. The result is channels-last in memory
+    (contiguous NCHW if ``channels_last=False``).
     """
     import torch
 

@@ -121,6 +121,28 @@ def test_user_modules_with_the_same_weights_but_other_code_share_nothing(tmp_pat
     assert not np.allclose(relu.transform(paths), tanh.transform(paths))
 
 
+class _Scaled(torch.nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.conv(x) * self.scale
+
+
+def test_a_plain_attribute_a_user_module_reads_is_in_the_key(tmp_path):
+    paths = _photos(tmp_path, n=1)
+
+    def key(scale):
+        torch.manual_seed(0)
+        module = _Scaled(scale)
+        return ImageEmbedder(module, image_size=16, cache=tmp_path / "cache").fit(
+            paths).encoder_key_
+
+    assert key(1.0) != key(2.0) and key(2.0) == key(2.0)
+
+
 def test_a_change_in_a_user_modules_forward_is_a_new_key(tmp_path, monkeypatch):
     source = (
         "import torch\n\nclass Encoder(torch.nn.Module):\n"

@@ -55,10 +55,17 @@ def _resnet18(**params):
     return ImageEmbedder(**params)
 
 
+def _squashed(img, size):
+    """torchvision's antialiased resize of the image as a uint8 tensor, as float in [0, 1]."""
+    from torchvision.transforms.v2 import functional as F
+
+    pixels = F.resize(F.pil_to_tensor(img.convert("RGB")), list(size), antialias=True)
+    return pixels.float() / 255.0
+
+
 def _normalized(img, size):
     """The encoder input for one image (squashed), computed independently of skmm."""
-    img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    x = torch.tensor(np.asarray(img), dtype=torch.float32).permute(2, 0, 1) / 255.0
+    x = _squashed(img, (size, size))
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return ((x - mean) / std).unsqueeze(0)
@@ -273,16 +280,38 @@ def _library_model(backbone, seed=0):
 
 
 def _library_features(backbone, net, image):
-    """The features before the classifier, through the library's own eval transform."""
-    if backbone.startswith("timm/"):
-        from timm.data import create_transform, resolve_data_config
+    """The features before the classifier, on the library's eval transform.
 
-        x = create_transform(**resolve_data_config({}, model=net))(image)[None]
+    The transform's settings come from the library (torchvision's weights
+    transforms, timm's data config) and run with torchvision's v2 ops on the
+    image as a uint8 tensor.
+    """
+    from torchvision.transforms import v2
+
+    if backbone.startswith("timm/"):
+        from timm.data import resolve_data_config
+
+        cfg = resolve_data_config({}, model=net)
+        crop, interpolation = cfg["input_size"][1], cfg["interpolation"]
+        resize, mean, std = int(crop / cfg["crop_pct"]), cfg["mean"], cfg["std"]
+    else:
+        from torchvision import models
+
+        preset = models.get_model_weights(backbone).DEFAULT.transforms()
+        crop, resize = preset.crop_size[0], preset.resize_size[0]
+        interpolation, mean, std = preset.interpolation.value, preset.mean, preset.std
+        # the same settings as the preset, which runs older ops on a PIL image
+        reference = preset(image)
+    transform = v2.Compose([
+        v2.PILToTensor(), v2.Resize(resize, interpolation=v2.InterpolationMode(interpolation)),
+        v2.CenterCrop(crop), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std),
+    ])
+    x = transform(image)[None]
+    if backbone.startswith("timm/"):
         with torch.inference_mode():
             return net.forward_head(net.forward_features(x), pre_logits=True).numpy()
-    from torchvision import models
-
-    return _prelogits(net, models.get_model_weights(backbone).DEFAULT.transforms()(image)[None])
+    assert (x[0] - reference).abs().max() < 3 / 255 / min(std)  # JPEG-noise level
+    return _prelogits(net, x)
 
 
 def _prelogits(net, x):
@@ -328,6 +357,7 @@ def test_user_module_and_simple_cnn_are_backbones(pattern):
     ("resnet99", "not a torchvision classification model.*did you mean 'resnet50'"),
     ("tf_efficientnet_lite0", "timm has it: backbone='timm/tf_efficientnet_lite0'"),
     ("timm/no_such_net", "timm has no model 'no_such_net'"),
+    ("timm/resnet50.bogus", "no pretrained tag 'bogus' for resnet50; its tags are.*'a1_in1k'"),
     (3, "backbone must be a model name"),
 ])
 def test_unknown_backbones_say_how_to_name_one(backbone, match):
@@ -352,6 +382,9 @@ def test_layer_and_pooling_errors_name_the_stages():
         ImageEmbedder(weights=None, layer="nope").fit([None])
     with pytest.raises(ValueError, match="pooling='max' on torchvision's resnet18 needs layer="):
         _resnet18(pooling="max").fit([None])
+    # stages that are channels-last maps would be pooled over the wrong axes
+    with pytest.raises(ValueError, match=r"not supported for swin_t: .*\(N, H, W, C\)"):
+        ImageEmbedder("swin_t", weights=None, layer="features.3").fit([None])
 
 
 def test_timm_pooling_is_timms_global_pool(pattern):
@@ -362,6 +395,11 @@ def test_timm_pooling_is_timms_global_pool(pattern):
     assert both.shape == (1, 2560)
     np.testing.assert_allclose(both[:, :1280], avg, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(both[:, 1280:], mx, rtol=1e-4, atol=1e-5)
+    # a vision transformer: its class token by default, the mean of its tokens on "avg"
+    vit = {"backbone": "timm/vit_tiny_patch16_224", "weights": None, "random_state": 0}
+    token = ImageEmbedder(**vit).fit_transform([pattern])
+    mean = ImageEmbedder(**vit, pooling="avg").fit_transform([pattern])
+    assert token.shape == mean.shape == (1, 192) and not np.allclose(token, mean)
 
 
 def test_pooling(pattern):
@@ -392,12 +430,29 @@ def test_preprocessing_follows_the_weights_and_can_be_overridden():
     assert custom.preprocessing_["resize"] == "squash" and custom.preprocessing_["mean"] is None
 
 
+def test_large_photos_are_shrunk_first_by_an_integer_factor():
+    from skmm._preprocess import Preprocessing, read_cells
+
+    prep = Preprocessing((224, 224), "crop", 0.875, "bicubic")
+    assert prep.reduction(224, 224) == 1 and prep.reduction(4000, 3000) == 5
+    assert Preprocessing((32, 48), "squash").reduction(480, 320) == 5
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize(
+        (2000, 1500), Image.Resampling.BICUBIC)
+    (reduced,), _ = read_cells([photo], prep)
+    assert reduced.shape == (750, 1000, 3)  # halved: 1500 // (2 * 256) == 2
+    full = np.array(photo)
+    shrunk = prep.batch([reduced])[0].numpy().astype(float)
+    direct = prep.batch([full])[0].numpy().astype(float)
+    assert np.abs(shrunk - direct).mean() < 1.0  # grey levels, out of 255
+
+
 def test_crop_resizes_the_shorter_side_and_cuts_the_centre(pattern):
     from torchvision.transforms import v2
 
     image = pattern.resize((90, 60))
     embedder = _resnet18(resize="crop", mean=None, std=None).fit([image])
-    transform = v2.Compose([v2.Resize(36), v2.CenterCrop(32), v2.PILToTensor(),
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize(36), v2.CenterCrop(32),
                             v2.ToDtype(torch.float32, scale=True)])
     with torch.inference_mode():
         expected = embedder.model_(transform(image)[None]).numpy()
@@ -406,8 +461,7 @@ def test_crop_resizes_the_shorter_side_and_cuts_the_centre(pattern):
 
 def test_mean_std_and_image_size_are_used(pattern):
     embedder = _embedder(mean=None, std=None, image_size=(12, 20)).fit([pattern])
-    img = pattern.resize((20, 12), Image.Resampling.BILINEAR)
-    x = torch.tensor(np.asarray(img), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+    x = _squashed(pattern, (12, 20))[None]
     with torch.inference_mode():
         expected = embedder.model_(x).numpy()
     np.testing.assert_allclose(embedder.transform([pattern]), expected, rtol=1e-4, atol=1e-5)
@@ -435,6 +489,8 @@ def test_user_module_feature_map_or_vector(pattern):
 def test_random_state_seeds_the_network_not_the_global_rng(pattern):
     before = torch.random.get_rng_state()
     first = _embedder(random_state=5).fit_transform([pattern])
+    ImageEmbedder("efficientnet_b0", weights=None).fit([None])
+    ImageEmbedder().fit([None])  # pretrained: the classifier is built, then dropped
     assert torch.equal(torch.random.get_rng_state(), before)
     np.testing.assert_array_equal(_embedder(random_state=5).fit_transform([pattern]), first)
     assert not np.allclose(_embedder(random_state=6).fit_transform([pattern]), first)
