@@ -196,8 +196,23 @@ def check(label, ratio, target):
     return met
 
 
+# glibc maps buffers above its (adaptive) mmap threshold afresh, zero-filled,
+# at each allocation: with the default settings a network's activations can
+# cost page faults at every batch, or not, depending on what ran before, and
+# timings swing by 2x. Fixed thresholds make the runs comparable; --default-malloc
+# measures what a process with the default settings gets.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20),
+              "MALLOC_TRIM_THRESHOLD_": str(1024 * 2**20)}
+
+
 def main():
+    if "--default-malloc" not in sys.argv and any(
+        os.environ.get(k) != v for k, v in MALLOC_ENV.items()
+    ):  # glibc reads these at start-up: run again with them
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="keep glibc's default mmap/trim thresholds (noisier timings)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--n-images", type=int, default=256)
     parser.add_argument("--memory-images", default=None,
@@ -226,7 +241,9 @@ def main():
 
     paths = image_paths(args.data, args.n_images)
     print(f"{len(paths)} JPEGs from {args.data}, batch size {args.batch_size}, torch threads "
-          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs")
+          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, malloc "
+          + ("defaults" if args.default_malloc else
+             " ".join(f"{k}={os.environ[k]}" for k in MALLOC_ENV)))
     all_met = True
     for backbone in args.backbones.split(","):
         all_met &= bench(args, backbone, paths)
@@ -257,6 +274,7 @@ def bench(args, backbone, paths):
         [sys.executable, __file__, "--memory-child", "--data", args.data,
          "--memory-images", "all" if args.memory_images is None else str(args.memory_images),
          "--backbones", backbone, "--batch-size", str(args.batch_size), "--device", args.device]
+        + (["--default-malloc"] if args.default_malloc else [])
         + ([] if args.num_workers is None else ["--num-workers", str(args.num_workers)]),
         capture_output=True, text=True, check=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(

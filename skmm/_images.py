@@ -68,7 +68,9 @@ def read_image(value, *, max_pixels=None):
         with opened as img:
             _check_pixels(img.size, limit)
             img.load()
-            return _to_rgb(ImageOps.exif_transpose(img))
+            # in place: the image is ours (a user's PIL image is copied instead)
+            ImageOps.exif_transpose(img, in_place=True)
+            return _to_rgb(img)
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
