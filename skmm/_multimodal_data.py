@@ -50,6 +50,7 @@ from ._preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ._tabular import TabularPreprocessor, infer_tabular_columns, missing_tabular_like
 from ._text_towers import TextVocabulary, empty_text_like
 from ._validation import cell_error, did_you_mean, is_missing
+from .cache import content_key
 
 MODALITIES = ("image", "text", "tabular")
 
@@ -196,7 +197,8 @@ class ImageLoader:
             Paths, bytes, PIL images or arrays; None/NaN for missing.
         keys : sequence of hashable or None, default=None
             Cache keys of the cells (None: do not cache that cell). By default
-            a path is its own key and other cells are not cached.
+            each cell's :func:`~skmm.cache.content_key`: a file's bytes, an
+            array's or image's pixels, so that an edited file is read again.
         row_labels : sequence, default=None
             How error messages name the rows (default: positions).
 
@@ -208,7 +210,7 @@ class ImageLoader:
         """
         n = len(values)
         if keys is None:
-            keys = [_path_key(v) for v in values]
+            keys = [content_key(v, strings="path") for v in values]
         if row_labels is None:
             row_labels = range(n)
         images = [None] * n
@@ -332,12 +334,6 @@ class ImageLoader:
         self.__dict__.update(state)
         if self.decode is None:
             self.decode = self._decode
-
-
-def _path_key(value):
-    if isinstance(value, (str, os.PathLike)):
-        return os.fspath(value)
-    return None
 
 
 def _cheap_image_problem(value):
@@ -591,10 +587,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self._generator = None
         self._generator_owner = None
         if encoded.images is not None:
-            self._cache_keys = [
-                key if key is not None else ("row", i)
-                for i, key in enumerate(_path_key(v) for v in encoded.images)
-            ]
+            # keyed by what is decoded (a file's bytes, an array's or image's
+            # pixels), never by row position or path: the fitted loader's cache
+            # outlives fit, and other rows, or an edited file, must not hit it
+            self._cache_keys = [content_key(v, strings="path") for v in encoded.images]
 
     def __len__(self):
         return self.encoded.n_rows

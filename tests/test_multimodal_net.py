@@ -462,3 +462,58 @@ def test_regressor_takes_sample_weight():
     low = MultimodalNetRegressor(**params).fit(X, y, sample_weight=(y == 0) * 9.0 + 1.0)
     high = MultimodalNetRegressor(**params).fit(X, y, sample_weight=(y == 10) * 9.0 + 1.0)
     assert low.predict(X).mean() < high.predict(X).mean() - 3
+
+
+# -- the decoded-image cache is keyed by content ------------------------------
+
+
+def _image_only(**params):
+    return _clf(text=None, tabular=None, max_epochs=8, **params)
+
+
+@pytest.mark.parametrize("form", ["array", "bytes", "pil"])
+def test_in_memory_photos_are_predicted_from_their_own_pixels(data, form):
+    X, labels = data
+    def as_form(path):
+        if form == "bytes":
+            with open(path, "rb") as handle:
+                return handle.read()
+        image = Image.open(path).convert("RGB")
+        return np.asarray(image) if form == "array" else image
+
+    frame = X[["image"]].copy()
+    frame["image"] = [as_form(p) for p in frame["image"]]
+    clf = _image_only().fit(frame[:160], labels["image"][:160])
+    test = frame[160:].reset_index(drop=True)  # rows 0..79 again, other photos
+    assert clf.score(test, labels["image"][160:]) > 0.9
+    # other photos at the training rows' positions get their own predictions,
+    # and shuffling the photos shuffles the predictions
+    proba = clf.predict_proba(test[:10])
+    assert not np.allclose(proba, clf.predict_proba(frame[:10]))
+    shuffled = test[:10].iloc[::-1].reset_index(drop=True)
+    np.testing.assert_allclose(clf.predict_proba(shuffled), proba[::-1], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_an_overwritten_photo_is_read_again(data, tmp_path):
+    X, labels = data
+    clf = _image_only().fit(X[:160], labels["image"][:160])
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 230
+    blue = np.zeros((16, 16, 3), np.uint8)
+    blue[..., 2] = 230
+    path = tmp_path / "photo.png"
+    frame = pd.DataFrame({"image": [str(path)]})
+    Image.fromarray(red).save(path)
+    first = clf.predict_proba(frame)
+    Image.fromarray(blue).save(path)
+    second = clf.predict_proba(frame)
+    assert first.argmax() != second.argmax()
+    # a file missing at one predict is read once it exists
+    missing = pd.DataFrame({"image": [str(tmp_path / "later.png")]})
+    zero = _image_only(on_error="zero").fit(X[:160], labels["image"][:160])
+    with pytest.warns(UserWarning, match="could not be read"):
+        zero.predict_proba(missing)
+    Image.fromarray(blue).save(tmp_path / "later.png")
+    np.testing.assert_allclose(zero.predict_proba(missing),
+                               zero.predict_proba(frame), rtol=1e-5, atol=1e-6)
