@@ -196,23 +196,11 @@ def check(label, ratio, target):
     return met
 
 
-# glibc maps buffers above its (adaptive) mmap threshold afresh, zero-filled,
-# at each allocation: with the default settings a network's activations can
-# cost page faults at every batch, or not, depending on what ran before, and
-# timings swing by 2x. Fixed thresholds make the runs comparable; --default-malloc
-# measures what a process with the default settings gets.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20),
-              "MALLOC_TRIM_THRESHOLD_": str(1024 * 2**20)}
-
-
 def main():
-    if "--default-malloc" not in sys.argv and any(
-        os.environ.get(k) != v for k, v in MALLOC_ENV.items()
-    ):  # glibc reads these at start-up: run again with them
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--default-malloc", action="store_true",
-                        help="keep glibc's default mmap/trim thresholds (noisier timings)")
+                        help="keep glibc's default mmap/trim thresholds, which ImageEmbedder "
+                             "otherwise fixes (see skmm._device.tune_cpu_allocator)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--n-images", type=int, default=256)
     parser.add_argument("--memory-images", default=None,
@@ -233,6 +221,8 @@ def main():
         args.memory_images = None
     else:
         args.memory_images = int(args.memory_images)
+    if args.default_malloc:
+        os.environ["SKMM_NO_MALLOC_TUNING"] = "1"
     if args.memory_child:
         memory_child(args)
         return
@@ -241,9 +231,8 @@ def main():
 
     paths = image_paths(args.data, args.n_images)
     print(f"{len(paths)} JPEGs from {args.data}, batch size {args.batch_size}, torch threads "
-          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, malloc "
-          + ("defaults" if args.default_malloc else
-             " ".join(f"{k}={os.environ[k]}" for k in MALLOC_ENV)))
+          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, glibc malloc "
+          + ("defaults" if args.default_malloc else "thresholds fixed by ImageEmbedder"))
     all_met = True
     for backbone in args.backbones.split(","):
         all_met &= bench(args, backbone, paths)

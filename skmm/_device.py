@@ -59,3 +59,43 @@ def resolve_device(device):
     elif parsed.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r} but MPS is not available; use device='cpu'")
     return str(parsed) if not isinstance(device, str) else device
+
+
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_ALLOCATOR_TUNED = False
+
+
+def tune_cpu_allocator():
+    """Keep a CPU network's activation buffers in glibc's heap between batches.
+
+    By default glibc maps each buffer above an adaptive threshold afresh, and
+    zero-fills it, at every allocation, and gives freed memory back at once:
+    a network on the CPU then pays page faults for its activations at every
+    batch, or not, depending on what the process did before (measured on 2
+    cores: EfficientNet-Lite0 at 92 to 166 images/s, 240 with the thresholds
+    fixed). Fixing the mmap threshold at 64 MiB and the trim threshold at
+    256 MiB, as jemalloc-like allocators behave, keeps the speed; the process
+    may hold up to 256 MiB more of freed memory. Done once per process, on
+    glibc only, and not when ``MALLOC_MMAP_THRESHOLD_`` or
+    ``MALLOC_TRIM_THRESHOLD_`` is set or ``SKMM_NO_MALLOC_TUNING`` is set.
+    """
+    global _ALLOCATOR_TUNED
+    import os
+    import sys
+
+    if _ALLOCATOR_TUNED or not sys.platform.startswith("linux") or any(
+        name in os.environ
+        for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "SKMM_NO_MALLOC_TUNING")
+    ):
+        return
+    _ALLOCATOR_TUNED = True
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # glibc, not musl  # noqa: B018
+    except (OSError, AttributeError):
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 64 * 2**20)
+    libc.mallopt(_M_TRIM_THRESHOLD, 256 * 2**20)

@@ -817,3 +817,25 @@ def test_pretrained_features_separate_real_product_photos():
     assert scores["imagenet"] >= 0.95, scores
     # measured: 0.960 vs 0.879, a third of the errors
     assert 1 - scores["imagenet"] <= 0.5 * (1 - scores[None]), scores
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_a_cpu_fit_fixes_glibcs_malloc_thresholds_unless_told_not_to(opt_out):
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, skmm._device as d\n"
+        "from skmm import ImageEmbedder\n"
+        "ImageEmbedder('simple_cnn', weights=None, image_size=8, device='cpu')"
+        ".fit_transform([np.zeros((4, 4, 3), np.uint8)])\n"
+        "print(d._ALLOCATOR_TUNED)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.pop("SKMM_NO_MALLOC_TUNING", None)
+    if opt_out:
+        env["SKMM_NO_MALLOC_TUNING"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()[-1]
+    expected = sys.platform.startswith("linux") and not opt_out
+    assert out == str(expected)
