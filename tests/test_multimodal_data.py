@@ -22,6 +22,7 @@ from skmm._multimodal_data import (
 )
 from skmm._tabular import MISSING_CODE, UNKNOWN_CODE
 from skmm._text_towers import EMPTY_ID, PAD_ID, UNK_ID
+from skmm.cache import content_key
 from skmm.datasets import load_fashion
 
 
@@ -199,7 +200,8 @@ def test_cache_is_bounded(frame):
         loader.load(frame.photo.iloc[start : start + 4].tolist())
         assert loader.cache.nbytes <= loader.cache.max_bytes
     assert len(loader.cache) == 5
-    assert loader.cache.keys() == frame.photo.iloc[-5:].tolist()  # the most recent
+    # the most recent, keyed by the files' content
+    assert loader.cache.keys() == [content_key(p, strings="path") for p in frame.photo.iloc[-5:]]
 
 
 def test_lru_order_and_oversized_values():
