@@ -78,15 +78,16 @@ def tune_cpu_allocator():
     256 MiB, as jemalloc-like allocators behave, keeps the speed; the process
     may hold up to 256 MiB more of freed memory. Done once per process, on
     glibc only, and not when ``MALLOC_MMAP_THRESHOLD_`` or
-    ``MALLOC_TRIM_THRESHOLD_`` is set or ``SKMM_NO_MALLOC_TUNING`` is set.
+    ``MALLOC_TRIM_THRESHOLD_`` is set or ``SKMM_NO_MALLOC_TUNING=1``.
     """
     global _ALLOCATOR_TUNED
     import os
     import sys
 
-    if _ALLOCATOR_TUNED or not sys.platform.startswith("linux") or any(
-        name in os.environ
-        for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "SKMM_NO_MALLOC_TUNING")
+    if (
+        _ALLOCATOR_TUNED or not sys.platform.startswith("linux")
+        or os.environ.get("SKMM_NO_MALLOC_TUNING", "0") not in ("", "0")
+        or any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
     ):
         return
     _ALLOCATOR_TUNED = True
