@@ -370,6 +370,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
                 "columns) triples"
             )
         names = []
+        params = set(self.get_params(deep=False))
         for item in self.transformers:
             if not (isinstance(item, tuple) and len(item) == 3):
                 raise ValueError(
@@ -383,6 +384,13 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
                 )
             if name in names:
                 raise ValueError(f"modality names must be unique; {name!r} is repeated")
+            if name in params:
+                # get_params/set_params would mix the two up, e.g. in a search over
+                # fuser__weights (scikit-learn's _validate_names rule)
+                raise ValueError(
+                    f"modality name {name!r} is also a parameter of {type(self).__name__}; "
+                    f"rename the modality (e.g. '{name}_features')"
+                )
             names.append(name)
             if isinstance(trans, str) and trans not in ("drop", "passthrough"):
                 raise ValueError(

@@ -194,6 +194,18 @@ def test_unknown_weight_names_the_modalities(frame):
         _fuser(weights={"txet": 2.0}).fit(X)
 
 
+@pytest.mark.parametrize("name", ["weights", "normalize", "transformers"])
+def test_a_modality_named_like_a_parameter_is_refused(frame, name):
+    # get_params()["weights"] would return the transformer, and a search over
+    # fuser__weights would replace it
+    X, _ = frame
+    fuser = MultimodalFuser([(name, StandardScaler(), ["a", "b"]),
+                             ("other", StandardScaler(), ["c"])])
+    with pytest.raises(ValueError, match=rf"modality name '{name}' is also a parameter of "
+                                         rf"MultimodalFuser; rename the modality"):
+        fuser.fit(X)
+
+
 def test_sum_fusion_projects_each_block(frame):
     X, _ = frame
     fuser = MultimodalFuser([
