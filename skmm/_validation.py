@@ -76,11 +76,14 @@ def short_repr(value, limit=80):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def plain(value):
+    """A value as users wrote it, for messages (``462``, not ``np.int64(462)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def cell_error(column, row, value, cause, fix=None):
     """The message for a bad cell: column, row, value, cause and the fix."""
-    if isinstance(row, np.generic):
-        row = row.item()
-    message = f"column {column!r}, row {row!r}: {cause} (value {short_repr(value)})"
+    message = f"column {column!r}, row {plain(row)!r}: {cause} (value {short_repr(value)})"
     return message + (f"; {fix}" if fix else "")
 
 

@@ -20,7 +20,7 @@ from ._preprocess import (
     read_cells,
     to_input,
 )
-from ._validation import cell_error, column_values, is_missing
+from ._validation import cell_error, column_values, is_missing, plain
 
 _ON_ERROR = ("raise", "zero")
 
@@ -116,7 +116,7 @@ class ImagePixels(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             warnings.warn(
                 f"{type(self).__name__}: {len(failed)} of {len(values)} rows of column "
                 f"{column!r} could not be read and were set to zeros (first: row "
-                f"{rows[failed[0]]!r}).",
+                f"{plain(rows[failed[0]])!r}).",
                 UserWarning,
             )
             if self.missing_indicator:
@@ -459,7 +459,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             warnings.warn(
                 f"{type(self).__name__}: {len(failed)} of {len(values)} rows of column "
                 f"{column!r} could not be read and were embedded as zeros (first: row "
-                f"{rows[failed[0]]!r}).",
+                f"{plain(rows[failed[0]])!r}).",
                 UserWarning,
             )
             if self.missing_indicator:

@@ -46,15 +46,10 @@ from ._neural_data import (
     resolve_device,
     to_block,
 )
-from ._validation import did_you_mean, is_missing
+from ._validation import did_you_mean, is_missing, plain
 
 # torch optimizers with a fused implementation on CPU and CUDA
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
-
-
-def _plain(value):
-    """A label as users wrote it, for messages (not ``np.str_('a')``)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _valid_callbacks(callbacks):
@@ -573,7 +568,7 @@ class _NeuralMixin:
         if is_classifier(self):
             counts = np.bincount(y, minlength=len(self.classes_))
             if counts.min() < 2:
-                label = _plain(self.classes_[int(np.argmin(counts))])
+                label = plain(self.classes_[int(np.argmin(counts))])
                 raise ValueError(
                     f"class {label!r} has {counts.min()} sample(s) in y: early_stopping="
                     f"True holds out a stratified validation_fraction="
@@ -996,7 +991,7 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
             if len(labels) < 2:
                 raise ValueError(
                     f"{name} needs at least 2 classes, but y has only one class "
-                    f"({_plain(labels[0])!r})."
+                    f"({plain(labels[0])!r})."
                 )
             self.classes_inferred_ = labels
         labels = self.classes_
@@ -1007,7 +1002,7 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         if unseen.any():
             row = int(np.flatnonzero(unseen)[0])
             raise ValueError(
-                f"y has the label {_plain(y[row])!r} (row {row}) that is not one of the classes "
+                f"y has the label {plain(y[row])!r} (row {row}) that is not one of the classes "
                 f"{labels.tolist()}; on the first partial_fit, pass classes= with every "
                 "label."
             )

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _text_encoders as enc
 from ._device import resolve_device
 from ._text_input import clean_texts
-from ._validation import column_values
+from ._validation import column_values, plain
 
 TFIDF = "tfidf"
 _TFIDF_COMPONENTS = 100  # n_components=None with model="tfidf"
@@ -424,8 +424,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._column = column
         n_missing = int(missing.sum())
         if n_missing:
-            first = rows[int(np.argmax(missing))]
-            first = first.item() if isinstance(first, np.generic) else first
+            first = plain(rows[int(np.argmax(missing))])
             hint = "" if self.missing_indicator else (
                 "; missing_indicator=True adds a column flagging them"
             )

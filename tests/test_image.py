@@ -9,7 +9,7 @@ from PIL import Image
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from skmm import ImagePixels
+from skmm import ImageEmbedder, ImagePixels
 from skmm._images import ImageReadError, read_image
 
 
@@ -148,3 +148,12 @@ def test_sklearn_contract(red_png):
         trans.set_output(transform="pandas")
         out = trans.transform(pd.Series([str(red_png)], index=[7]))
     assert list(out.index) == [7] and out.shape == (1, 75)
+
+
+@pytest.mark.parametrize("transformer", [
+    ImagePixels(size=4, on_error="zero"),
+    ImageEmbedder("simple_cnn", weights=None, image_size=8, on_error="zero"),
+])
+def test_warnings_print_row_numbers_as_plain_ints(transformer):
+    with pytest.warns(UserWarning, match=r"\(first: row 1\)"):
+        transformer.fit_transform([np.zeros((4, 4, 3), np.uint8), None])
