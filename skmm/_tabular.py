@@ -31,6 +31,9 @@ from ._validation import cell_error, did_you_mean
 MISSING_CODE = 0
 UNKNOWN_CODE = 1
 N_RESERVED_CODES = 2
+# Standardised values beyond this are clipped: far from any real spread, yet
+# small enough that the towers' products and squares stay finite in float32.
+MAX_STANDARD_SCORE = 1e6
 
 
 def infer_tabular_columns(X, columns):
@@ -221,6 +224,19 @@ class TabularPreprocessor:
         values = self._numeric_values(X)
         missing = np.isnan(values)
         scaled = np.where(missing, 0.0, (values - self.mean_) / self.scale_)
+        extreme = np.abs(scaled) > MAX_STANDARD_SCORE
+        if extreme.any():
+            # the network would overflow float32 on such a value and output NaN
+            i, j = (int(k[0]) for k in np.nonzero(extreme))
+            column = self.numeric_columns_[j]
+            warnings.warn(
+                f"{int(extreme.sum())} numeric value(s) lie more than "
+                f"{MAX_STANDARD_SCORE:g} standard deviations from the training rows' mean "
+                f"and were clipped there (first: "
+                f"{cell_error(column, X.index[i], X[column].iloc[i], 'extreme value')})",
+                UserWarning, stacklevel=2,
+            )
+            scaled = np.clip(scaled, -MAX_STANDARD_SCORE, MAX_STANDARD_SCORE)
         numeric = np.concatenate([scaled, missing], axis=1).astype(np.float32)
         codes = np.empty((len(X), len(self.categorical_columns_)), dtype=np.int64)
         for j, column in enumerate(self.categorical_columns_):

@@ -72,7 +72,7 @@ def short_repr(value, limit=80):
     if isinstance(value, (bytes, bytearray, memoryview)):
         head = bytes(value[:16])
         return f"<{len(value)} bytes starting {head!r}>"
-    text = repr(value)
+    text = repr(plain(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -378,6 +378,9 @@ class _MultimodalNetMixin:
 
     def _predict_outputs(self, X):
         check_is_fitted(self)
+        if not _is_internal(X) and len(X) == 0:
+            self.get_dataset(X)  # the same checks of the columns as for any frame
+            return np.zeros((0, self._n_network_outputs()), dtype=np.float32)
         return self._skorch_base.predict_proba(self, X)
 
     def __sklearn_tags__(self):
@@ -848,6 +851,6 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
         out = self._predict_outputs(X)
         if _is_internal(X):
             return out
-        out = out.reshape(len(out), -1).astype(np.float64)
+        out = out.reshape(len(out), self._n_network_outputs()).astype(np.float64)
         out = out * self.target_scale_ + self.target_mean_
         return out.ravel() if self.y_ndim_ == 1 else out

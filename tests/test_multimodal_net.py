@@ -517,3 +517,34 @@ def test_an_overwritten_photo_is_read_again(data, tmp_path):
     Image.fromarray(blue).save(tmp_path / "later.png")
     np.testing.assert_allclose(zero.predict_proba(missing),
                                zero.predict_proba(frame), rtol=1e-5, atol=1e-6)
+
+
+# -- edge rows at predict -------------------------------------------------------
+
+
+def test_zero_rows_predict_to_empty_outputs(data):
+    X, labels = data
+    clf = _clf(image=None, max_epochs=1).fit(X[:80], labels["text"][:80])
+    assert clf.predict_proba(X[:0]).shape == (0, 2)
+    assert clf.predict(X[:0]).shape == (0,)
+    reg = MultimodalNetRegressor(text="title", tabular=["x"], max_epochs=1, random_state=0)
+    reg.fit(X[:80], X["x"][:80])
+    assert reg.predict(X[:0]).shape == (0,)
+    with pytest.raises(KeyError, match="column .title. is not in the DataFrame"):  # checked
+        clf.predict(X[:0].drop(columns="title"))
+
+
+def test_a_huge_finite_value_is_clipped_with_a_warning_not_turned_into_nan(data):
+    X, labels = data
+    clf = _clf(image=None, text=None, max_epochs=4).fit(X[:160], labels["tabular"][:160])
+    rows = X[160:163].copy()
+    rows.loc[rows.index[1], "x"] = 1e30
+    rows.loc[rows.index[2], "x"] = -1e5  # large, but within the clip: left as is
+    with pytest.warns(UserWarning, match=r"1 numeric value\(s\) lie more than 1e\+06 standard "
+                                         r"deviations.*column 'x', row 161: extreme value "
+                                         r"\(value 1e\+30\)"):
+        proba = clf.predict_proba(rows)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.warns(UserWarning, match="clipped"):
+        assert clf.predict(rows)[1] == 1  # the far positive side of x
