@@ -48,6 +48,7 @@ from ._images import ImageReadError, read_image
 from ._neural_data import Batch
 from ._preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ._tabular import TabularPreprocessor, infer_tabular_columns, missing_tabular_like
+from ._text_input import clean_texts
 from ._text_towers import TextVocabulary, empty_text_like
 from ._validation import cell_error, did_you_mean, is_missing
 from .cache import content_key
@@ -506,12 +507,21 @@ class FrameEncoder:
         return self
 
     def _texts(self, X):
-        columns = self._text_columns()
-        if len(columns) == 1:
-            return X[columns[0]]
-        parts = [X[c].astype(object).where(X[c].notna(), "").astype(str) for c in columns]
-        joined = parts[0].str.cat(parts[1:], sep=" ").str.strip()
-        return joined.where(joined != "", None)
+        """The text of each row: its text columns' cleaned cells, joined.
+
+        Cells go through the same policy as ``TextEmbedder``'s
+        (:func:`~skmm._text_input.clean_texts`): bytes are decoded as UTF-8,
+        and a cell that is not text raises an error naming it; missing and
+        blank cells are skipped, and a row with no text is None (missing).
+        """
+        cleaned = [
+            clean_texts(X[column].to_numpy(dtype=object), column, X.index)[0]
+            for column in self._text_columns()
+        ]
+        texts = np.empty(len(X), dtype=object)
+        texts[:] = [" ".join(part for part in row if part) or None
+                    for row in zip(*cleaned, strict=True)]
+        return texts
 
     def encode(self, X):
         """Encode the rows of ``X`` (text and tabular at once, images kept as cells)."""

@@ -548,3 +548,37 @@ def test_a_huge_finite_value_is_clipped_with_a_warning_not_turned_into_nan(data)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     with pytest.warns(UserWarning, match="clipped"):
         assert clf.predict(rows)[1] == 1  # the far positive side of x
+
+
+# -- text cells: one policy in both stacks ---------------------------------------
+
+
+def _text_fit(stack, frame):
+    y = ["a", "b"] * (len(frame) // 2)
+    if stack == "TextEmbedder":
+        from skmm import TextEmbedder
+
+        return TextEmbedder("tfidf", n_components=2).fit(frame["title"])
+    return MultimodalNetClassifier(text="title", max_epochs=1, random_state=0).fit(frame, y)
+
+
+@pytest.mark.parametrize("stack", ["TextEmbedder", "MultimodalNetClassifier"])
+@pytest.mark.parametrize("cell, error, message", [
+    ("红色衬衫".encode("gbk"), ValueError,
+     r"column 'title', row 3: cannot decode the bytes as 'utf-8'.*encoding="),
+    (12.5, TypeError, r"column 'title', row 3: expected text, got float.*astype\(str\)"),
+])
+def test_bad_text_cells_get_the_same_clear_error_in_both_stacks(stack, cell, error, message):
+    frame = pd.DataFrame({"title": ["red shirt", "blue jeans", "green hat", cell]})
+    with pytest.raises(error, match=message):
+        _text_fit(stack, frame)
+    # UTF-8 bytes are text, decoded: the same output as the string
+    frame.loc[3, "title"] = "green scarf"
+    model = _text_fit(stack, frame)
+    as_bytes = frame.copy()
+    as_bytes.loc[3, "title"] = b"green scarf"
+    if stack == "TextEmbedder":
+        np.testing.assert_array_equal(model.transform(as_bytes["title"]),
+                                      model.transform(frame["title"]))
+    else:
+        np.testing.assert_array_equal(model.predict_proba(as_bytes), model.predict_proba(frame))
