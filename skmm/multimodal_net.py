@@ -184,6 +184,8 @@ class _MultimodalNetMixin:
                                    vocabulary=self._text_vocabulary(text))
             self.encoder_ = encoder.fit(X)
             self.modalities_ = list(self.encoder_.modalities_)
+            self.n_features_in_ = X.shape[1]
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
             self.frozen_ = self._frozen_towers(self.modalities_)
             self.image_loader_ = (
                 ImageLoader(size=int(self.image_size), on_error=self.on_error,
@@ -295,8 +297,8 @@ class _MultimodalNetMixin:
         self.module_ = module
         return self
 
-    def infer(self, x, **fit_params):
-        """Run the network on one batch ``{modality: {name: tensor}}``."""
+    def _to_device(self, x):
+        """A batch ``{modality: {name: tensor}}`` on the net's device."""
         cuda = self._device_type == "cuda"
         x = {
             name: {
@@ -309,6 +311,16 @@ class _MultimodalNetMixin:
             x["image"]["pixels"] = x["image"]["pixels"].contiguous(
                 memory_format=torch.channels_last
             )
+        return x
+
+    def _fusion_inputs(self, x):
+        """What the fusion sees for a batch: each tower's output."""
+        encoded = self.module_.encode(**self._to_device(x))
+        return {name: value.float() for name, value in encoded.items()}
+
+    def infer(self, x, **fit_params):
+        """Run the network on one batch ``{modality: {name: tensor}}``."""
+        x = self._to_device(x)
         if self.module_.training and self.modality_dropout > 0:
             x = drop_modalities(x, self.modality_dropout,
                                 generator=getattr(self, "_dropout_generator", None))
@@ -510,6 +522,10 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         The text vocabulary and tabular preprocessing learned in fit.
     modalities_ : list of str
         The modalities, among "image", "text", "tabular".
+    n_features_in_ : int
+        Number of columns of the DataFrame seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Its column names.
     frozen_ : list of str
         The towers that were not trained.
     text_model_path_ : str
@@ -702,6 +718,8 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
     module_ : MultimodalNet
     encoder_ : FrameEncoder
     modalities_ : list of str
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
     frozen_ : list of str
     n_outputs_ : int
     history_ : skorch.History

@@ -332,6 +332,10 @@ class _NeuralMixin:
                 return self.module_(**self._merge_x_and_fit_params(x, fit_params))
             return self.module_(x, **fit_params)
 
+    def _fusion_inputs(self, x):
+        """What the fusion sees for a batch: the modalities' tensors, on the device."""
+        return to_tensor(x, device=self.device_)
+
     def _autocast(self):
         if self.amp and torch.device(self.device_).type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -1372,7 +1376,7 @@ def _modality_weights(net, X):
     for batch in net.get_iterator(net.get_dataset(X), training=False):
         inputs, _ = batch
         with net._autocast():
-            weights = fusion.modality_weights(inputs)
+            weights = fusion.modality_weights(net._fusion_inputs(inputs))
         for name, w in weights.items():
             parts[name].append(w.float().cpu().numpy())
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}

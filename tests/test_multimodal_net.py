@@ -582,3 +582,21 @@ def test_bad_text_cells_get_the_same_clear_error_in_both_stacks(stack, cell, err
                                       model.transform(frame["title"]))
     else:
         np.testing.assert_array_equal(model.predict_proba(as_bytes), model.predict_proba(frame))
+
+
+@pytest.mark.parametrize("fusion", ["gated", "attention"])
+def test_row_dependent_modality_weights(data, fusion):
+    X, labels = data
+    clf = _clf(image=None, fusion=fusion, max_epochs=2).fit(X[:80], labels["text"][:80])
+    weights = clf.modality_weights(X[80:90])
+    assert set(weights) == {"text", "tabular"}
+    assert all(w.shape == (10,) and np.all((w >= 0) & (w <= 1)) for w in weights.values())
+    if fusion == "attention":
+        np.testing.assert_allclose(weights["text"] + weights["tabular"], 1.0, rtol=1e-5)
+
+
+def test_input_columns_are_recorded(data):
+    X, labels = data
+    clf = _clf(image=None, max_epochs=1).fit(X[:40], labels["text"][:40])
+    assert clf.n_features_in_ == X.shape[1]
+    assert list(clf.feature_names_in_) == list(X.columns)
