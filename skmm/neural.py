@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, is_classifier
@@ -46,7 +47,7 @@ from ._neural_data import (
     resolve_device,
     to_block,
 )
-from ._validation import did_you_mean, is_missing, plain
+from ._validation import did_you_mean, plain
 
 # torch optimizers with a fused implementation on CPU and CUDA
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
@@ -967,16 +968,22 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         name = type(self).__name__
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        if isinstance(y, (pd.Series, np.ndarray, list, tuple)) and np.asarray(y, object).ndim == 1:
+            # before check_array, whose errors depend on the dtype (pandas' string
+            # and categorical labels hold pd.NA or NaN)
+            labels = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y), copy=False)
+            missing = labels.isna().to_numpy()
+            if missing.any():
+                row = int(np.argmax(missing))
+                value = y.iloc[row] if isinstance(y, pd.Series) else np.asarray(y, object)[row]
+                raise ValueError(
+                    f"y has a missing label at row {row} ({plain(value)!r}); "
+                    "drop those rows or give them a label."
+                )
         y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
         y = column_or_1d(y, warn=True)
         check_consistent_length(np.empty(n_rows), y)
         if y.dtype == object:
-            missing = [i for i, label in enumerate(y) if is_missing(label)]
-            if missing:
-                raise ValueError(
-                    f"y has a missing label at row {missing[0]} ({y[missing[0]]!r}); "
-                    "drop those rows or give them a label."
-                )
             if len({type(label) for label in y}) > 1:
                 kinds = sorted({type(label).__name__ for label in y})
                 raise ValueError(

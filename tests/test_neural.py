@@ -386,6 +386,17 @@ def test_nan_and_inf_fail_naming_row_and_column(rng):
         _clf().fit(modalities, y)
 
 
+@pytest.mark.parametrize("dtype, shown", [
+    (object, "None"), ("string", "<NA>"), ("category", "nan"), ("str", "nan"),
+])
+def test_a_missing_label_is_named_for_every_pandas_dtype(rng, dtype, shown):
+    X = rng.normal(size=(4, 2))
+    y = pd.Series(["a", "b", None, "a"], dtype=dtype)
+    with pytest.raises(ValueError, match=rf"missing label at row 2 \({shown}\); drop those "
+                                         "rows or give them a label"):
+        _clf().fit(X, y)
+
+
 def test_bad_labels_fail_clearly(rng):
     X = rng.normal(size=(4, 2))
     with pytest.raises(ValueError, match="missing label at row 1"):
