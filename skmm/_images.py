@@ -76,9 +76,46 @@ def read_image(value, *, max_pixels=None):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"image too large (decompression bomb guard): {exc}") from None
     except UnidentifiedImageError:
+        kind = _known_unsupported_format(source)
+        if kind is not None:
+            raise ImageReadError(
+                f"unsupported image format ({kind}) that Pillow cannot read; convert the "
+                "images to JPEG or PNG first" + _FORMAT_HINTS.get(kind, "")
+            ) from None
         raise ImageReadError("not an image file Pillow can identify (corrupt?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"corrupt or truncated image: {exc}") from None
+
+
+# Formats whose files Pillow opens only with a plugin, or never: by their first bytes.
+_SIGNATURES = (
+    (4, (b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypmif1", b"ftypmsf1"), "HEIC/HEIF"),
+    (4, (b"ftypavif", b"ftypavis"), "AVIF"),
+    (0, (b"%PDF",), "PDF"),
+    (0, (b"<svg", b"<?xml"), "SVG"),
+    (0, (b"\xff\x0a", b"\x00\x00\x00\x0cJXL "), "JPEG XL"),
+)
+_FORMAT_HINTS = {
+    "HEIC/HEIF": ", or pip install pillow-heif and call pillow_heif.register_heif_opener()",
+    "AVIF": ", or upgrade Pillow (11.2 and later read AVIF)",
+}
+
+
+def _known_unsupported_format(source):
+    """The name of a known format Pillow cannot read, from the first bytes, or None."""
+    try:
+        if isinstance(source, io.BytesIO):
+            head = source.getvalue()[:32]
+        else:
+            with open(source, "rb") as handle:
+                head = handle.read(32)
+    except OSError:
+        return None
+    for offset, magics, name in _SIGNATURES:
+        start = head.lstrip() if name == "SVG" else head  # XML may start with blanks
+        if any(start[offset : offset + len(magic)] == magic for magic in magics):
+            return name
+    return None
 
 
 def _check_pixels(size, limit):

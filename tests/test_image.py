@@ -157,3 +157,24 @@ def test_sklearn_contract(red_png):
 def test_warnings_print_row_numbers_as_plain_ints(transformer):
     with pytest.warns(UserWarning, match=r"\(first: row 1\)"):
         transformer.fit_transform([np.zeros((4, 4, 3), np.uint8), None])
+
+
+_HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+
+
+@pytest.mark.parametrize("transformer", [
+    ImagePixels(size=4),
+    ImageEmbedder("simple_cnn", weights=None, image_size=8),
+])
+@pytest.mark.parametrize("data, kind", [
+    (_HEIC, "HEIC/HEIF.*pillow-heif"), (b"%PDF-1.7\n" + bytes(40), "PDF"),
+    (b"\n  <svg xmlns='http://www.w3.org/2000/svg'/>", "SVG"),
+])
+def test_a_known_unsupported_format_is_called_unsupported_not_corrupt(
+    tmp_path, transformer, data, kind
+):
+    path = tmp_path / "photo.img"
+    path.write_bytes(data)
+    for value in (str(path), data):
+        with pytest.raises(ValueError, match=rf"row 1: unsupported image format \({kind}"):
+            transformer.fit_transform([np.zeros((4, 4, 3), np.uint8), value])
