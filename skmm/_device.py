@@ -1,6 +1,6 @@
 """The one place where a ``device`` parameter becomes a torch device."""
 
-import warnings
+from ._validation import warn
 
 
 def _in_bad_fork():
@@ -24,7 +24,7 @@ def resolve_device(device):
         if torch.cuda.is_available() and not _in_bad_fork():
             return "cuda"
         if torch.cuda.is_available():
-            warnings.warn(
+            warn(
                 "device='auto' found CUDA unusable in this process (it was forked "
                 "after CUDA was initialized, e.g. by n_jobs>1 with the 'fork' start "
                 "method); training on the CPU.",

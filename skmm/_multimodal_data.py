@@ -36,7 +36,6 @@ import math
 import os
 import queue
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -50,7 +49,7 @@ from ._preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ._tabular import TabularPreprocessor, infer_tabular_columns, missing_tabular_like
 from ._text_input import clean_texts
 from ._text_towers import TextVocabulary, empty_text_like
-from ._validation import cell_error, did_you_mean, is_missing
+from ._validation import cell_error, did_you_mean, is_missing, warn
 from .cache import content_key
 
 MODALITIES = ("image", "text", "tabular")
@@ -234,7 +233,7 @@ class ImageLoader:
             images[i] = image
         if failures:
             row, value, cause = failures[0]
-            warnings.warn(
+            warn(
                 f"{len(failures)} image{'s' if len(failures) > 1 else ''} of column "
                 f"{self.column!r} could not be read and treated as missing (first: "
                 f"{cell_error(self.column, row, value, cause)})",
@@ -308,7 +307,7 @@ class ImageLoader:
                         "pass on_error='zero' to treat such images as missing",
                     )
                 )
-            warnings.warn(
+            warn(
                 f"{int(bad.sum())} of {len(values)} images of column {self.column!r} are "
                 f"missing or unreadable and are treated as missing (first: "
                 f"{cell_error(self.column, row, value, cause)})",

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._validation import cell_error, did_you_mean
+from ._validation import cell_error, did_you_mean, warn
 
 MISSING_CODE = 0
 UNKNOWN_CODE = 1
@@ -229,12 +229,12 @@ class TabularPreprocessor:
             # the network would overflow float32 on such a value and output NaN
             i, j = (int(k[0]) for k in np.nonzero(extreme))
             column = self.numeric_columns_[j]
-            warnings.warn(
+            warn(
                 f"{int(extreme.sum())} numeric value(s) lie more than "
                 f"{MAX_STANDARD_SCORE:g} standard deviations from the training rows' mean "
                 f"and were clipped there (first: "
                 f"{cell_error(column, X.index[i], X[column].iloc[i], 'extreme value')})",
-                UserWarning, stacklevel=2,
+                UserWarning,
             )
             scaled = np.clip(scaled, -MAX_STANDARD_SCORE, MAX_STANDARD_SCORE)
         numeric = np.concatenate([scaled, missing], axis=1).astype(np.float32)

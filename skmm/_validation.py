@@ -2,8 +2,25 @@
 
 import difflib
 import numbers
+import sys
+import warnings
 
 import numpy as np
+
+# packages whose frames a warning skips to reach the user's line
+_LIBRARY_FRAMES = {"skmm", "sklearn", "skorch", "joblib", "torch", "contextlib", "functools"}
+
+
+def warn(message, category=UserWarning):
+    """``warnings.warn``, attributed to the first caller outside skmm and the
+    libraries it runs under (scikit-learn's wrappers, skorch, joblib, torch), so
+    that the warning names the user's line whatever the call path."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and (
+        frame.f_globals.get("__name__", "").partition(".")[0] in _LIBRARY_FRAMES
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def column_values(X, *, default_name="X"):

@@ -3,7 +3,6 @@
 import contextlib
 import os
 import threading
-import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -20,7 +19,7 @@ from ._preprocess import (
     read_cells,
     to_input,
 )
-from ._validation import cell_error, column_values, is_missing, plain
+from ._validation import cell_error, column_values, is_missing, plain, warn
 
 _ON_ERROR = ("raise", "zero")
 
@@ -113,7 +112,7 @@ class ImagePixels(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 np.asarray(img, dtype=np.float32).ravel() / 255.0
             )
         if failed:
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}: {len(failed)} of {len(values)} rows of column "
                 f"{column!r} could not be read and were set to zeros (first: row "
                 f"{plain(rows[failed[0]])!r}).",
@@ -456,7 +455,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 i for i, value in enumerate(values)
                 if id(value) in ids or (keys and content_key(value, strings="path") in keys)
             ]
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}: {len(failed)} of {len(values)} rows of column "
                 f"{column!r} could not be read and were embedded as zeros (first: row "
                 f"{plain(rows[failed[0]])!r}).",
@@ -526,7 +525,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         super().__setstate__(state)
         if "model_" in state and self.device_.type != "cpu":
             if not _device_available(self.device_):
-                warnings.warn(
+                warn(
                     f"{type(self).__name__} was fitted on {self.device_}, which this "
                     "machine does not have; it will run on the CPU.",
                     UserWarning,

@@ -4,7 +4,6 @@ import codecs
 import numbers
 import os
 import threading
-import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -14,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _text_encoders as enc
 from ._device import resolve_device
 from ._text_input import clean_texts
-from ._validation import column_values, plain
+from ._validation import column_values, plain, warn
 
 TFIDF = "tfidf"
 _TFIDF_COMPONENTS = 100  # n_components=None with model="tfidf"
@@ -428,12 +427,11 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             hint = "" if self.missing_indicator else (
                 "; missing_indicator=True adds a column flagging them"
             )
-            warnings.warn(
+            warn(
                 f"TextEmbedder: {n_missing} of {len(texts)} rows of column {column!r} are "
                 f"missing or empty (first: row {first!r}) and are embedded as the empty "
                 f"string{hint}.",
                 UserWarning,
-                stacklevel=3,
             )
         return texts, missing
 
@@ -537,7 +535,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         try:
             return resolve_device("auto" if self.device == "auto" else self.device_)
         except ValueError:
-            warnings.warn(
+            warn(
                 f"TextEmbedder was fitted on {self.device_!r}, which this machine lacks; "
                 "it runs on the CPU here.",
                 UserWarning,
@@ -553,7 +551,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         else:
             cosine = float("nan")
         if not cosine > 0.999:
-            warnings.warn(
+            warn(
                 f"TextEmbedder: the model found again for {os.fspath(self.model)!r} "
                 f"({self.model_path_}) embeds differently from the one fitted (cosine "
                 f"{cosine:.3f} on a test sentence): features will not match what was "

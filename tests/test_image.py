@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
 
 from skmm import ImageEmbedder, ImagePixels
 from skmm._images import ImageReadError, read_image
@@ -178,3 +179,14 @@ def test_a_known_unsupported_format_is_called_unsupported_not_corrupt(
     for value in (str(path), data):
         with pytest.raises(ValueError, match=rf"row 1: unsupported image format \({kind}"):
             transformer.fit_transform([np.zeros((4, 4, 3), np.uint8), value])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ImagePixels(size=4, on_error="zero"),
+    lambda: ImageEmbedder("simple_cnn", weights=None, image_size=8, on_error="zero"),
+    lambda: make_pipeline(ImagePixels(size=4, on_error="zero")),
+])
+def test_warnings_point_at_the_users_line(make):
+    with pytest.warns(UserWarning, match="could not be read") as record:
+        make().fit_transform([np.zeros((4, 4, 3), np.uint8), None])
+    assert record[0].filename == __file__
