@@ -41,7 +41,7 @@ from ._text_towers import (
     load_pretrained_text,
 )
 from ._validation import did_you_mean
-from .neural import NeuralClassifier, NeuralRegressor, _seeded
+from .neural import NeuralClassifier, NeuralRegressor, _seeded, as_probabilities
 
 
 class _Prefetching:
@@ -680,7 +680,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        return self._predict_outputs(X).astype(np.float64)
+        return as_probabilities(self._predict_outputs(X))
 
     def predict(self, X):
         """The most probable class of each row.

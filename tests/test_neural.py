@@ -552,3 +552,17 @@ def test_device_errors_are_clear(monkeypatch, rng):
     monkeypatch.undo()
     clf = _clf(device="auto", max_epochs=1).fit(X, y)
     assert clf.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_probabilities_sum_to_one_in_float64(rng):
+    from sklearn.metrics import log_loss
+
+    X = rng.normal(size=(300, 5))
+    y = np.array(["a", "b", "c"])[rng.integers(0, 3, 300)]
+    clf = _clf(max_epochs=2).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=4 * np.finfo(float).eps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn warns on rows that do not sum to 1
+        log_loss(y, proba, labels=clf.classes_)
