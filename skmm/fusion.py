@@ -320,6 +320,20 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         fitted = self.column_transformer_.named_transformers_
         return Bunch(**{name: fitted[name].transformer_ for name in self.modalities_})
 
+    def _sk_visual_block_(self):
+        """The HTML repr: one box per modality, with its columns, as ColumnTransformer's."""
+        try:
+            from sklearn.utils._repr_html.estimator import _VisualBlock
+        except ImportError:  # scikit-learn < 1.7
+            from sklearn.utils._estimator_html_repr import _VisualBlock
+
+        fitted = self.named_transformers_ if hasattr(self, "column_transformer_") else {}
+        names, transformers, columns = zip(*(
+            (name, fitted.get(name, transformer), cols)
+            for name, transformer, cols in self.transformers
+        ), strict=True)
+        return _VisualBlock("parallel", transformers, names=names, name_details=columns)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True

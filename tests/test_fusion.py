@@ -415,3 +415,22 @@ def test_not_fitted():
 
     with pytest.raises(NotFittedError):
         _fuser().transform(pd.DataFrame({"title": ["x"]}))
+
+
+def test_html_repr_shows_each_modality_with_its_columns(frame):
+    try:
+        from sklearn.utils._repr_html.estimator import _get_visual_block
+    except ImportError:  # scikit-learn < 1.7
+        from sklearn.utils._estimator_html_repr import _get_visual_block
+
+    X, _ = frame
+    fuser = MultimodalFuser([("wide", StandardScaler(), ["a", "b"]),
+                             ("narrow", OneHotEncoder(), ["c"])])
+    fitted = clone(fuser).fit(X)
+    for estimator in (fuser, fitted):
+        block = _get_visual_block(estimator)
+        assert block.kind == "parallel"  # a box per modality, side by side
+        assert list(block.names) == ["wide", "narrow"]
+        assert list(block.name_details) == [["a", "b"], ["c"]]
+        assert "StandardScaler" in estimator._repr_html_()
+    assert _get_visual_block(fitted).estimators[0] is fitted.named_transformers_["wide"]
