@@ -8,13 +8,13 @@ fused by ``MultimodalFuser`` into a logistic regression) and (2) a
 tower and a tabular tower jointly on the raw DataFrame. Prints the held-out
 accuracy and fit time of both.
 
-Settings are trimmed so that it runs in under a minute on 2 CPU cores: all
-2,000 bundled rows (the frozen network embeds the 2,000 photos at 224 px in
-about 30 s), 32 px images for the end-to-end net, 4 epochs. On this data the
-titles nearly give the subcategory away, so both reach about 0.97-0.99 and
-the frozen features are as good as end to end;
-end-to-end training pays off on data that pretrained encoders do not fit
-(see ``benchmarks/bench_e2e.py``).
+Settings are trimmed so that it runs in about half a minute on 2 CPU cores:
+all 2,000 bundled rows (the frozen network embeds the 1,500 training photos at
+224 px in about 10 s), 32 px images for the end-to-end net, 4 epochs. On this
+data the titles nearly give the subcategory away, so both reach about
+0.97-0.99 and the frozen features are as good as end to end; end-to-end
+training pays off on data that pretrained encoders do not fit (see
+``benchmarks/bench_e2e.py``).
 """
 
 import time

@@ -43,9 +43,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._images import ImageReadError, read_image
+from ._images import ImageReadError
 from ._neural_data import Batch
-from ._preprocess import IMAGENET_MEAN, IMAGENET_STD
+from ._preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, read_cell
 from ._tabular import TabularPreprocessor, infer_tabular_columns, missing_tabular_like
 from ._text_input import clean_texts
 from ._text_towers import TextVocabulary, empty_text_like
@@ -146,8 +146,9 @@ class ImageLoader:
     decode : callable or None, default=None
         ``decode(value) -> uint8 tensor (3, H, W)``, raising
         :class:`~skmm._images.ImageReadError` for an unreadable cell. The
-        default reads with :func:`skmm._images.read_image` and resizes to
-        ``size`` x ``size``. All decoded images must share one shape.
+        default reads as ``ImageEmbedder`` does (:func:`skmm._preprocess.read_cell`)
+        and resizes to ``size`` x ``size`` with torchvision's antialiased
+        bilinear resize. All decoded images must share one shape.
     mean, std : tuple of 3 floats, default=ImageNet's
         Per-channel statistics of :meth:`normalize`.
     column : str, default="image"
@@ -171,6 +172,7 @@ class ImageLoader:
         if on_error not in ("raise", "zero"):
             raise ValueError(f"on_error must be 'raise' or 'zero', got {on_error!r}")
         self.size = int(size)
+        self._prep = Preprocessing((self.size, self.size), "squash")
         self.on_error = on_error
         self.cache = LRUCache(cache_bytes)
         self.decode = decode if decode is not None else self._decode
@@ -183,10 +185,9 @@ class ImageLoader:
         self._shape = None
 
     def _decode(self, value):
-        from PIL import Image
-
-        image = read_image(value).resize((self.size, self.size), Image.Resampling.BILINEAR)
-        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        # the frozen-feature pipeline's reading and resizing, squashed to a square
+        pixels = torch.from_numpy(read_cell(value, self._prep)).permute(2, 0, 1)
+        return self._prep.resize_image(pixels)
 
     def load(self, values, keys=None, row_labels=None):
         """Decode ``values`` (through the cache) into one uint8 batch.

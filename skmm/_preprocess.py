@@ -112,29 +112,35 @@ class Preprocessing:
         }
 
 
-def read_cells(values, prep):
-    """Decode cells into ``(images, failures)`` for ``prep``.
+def read_cell(value, prep):
+    """One cell to a uint8 ``(h, w, 3)`` RGB array for ``prep``.
 
-    ``images`` holds a uint8 ``(h, w, 3)`` RGB array per cell, None where it
-    failed, photos much larger than ``prep`` needs shrunk by
+    A photo much larger than ``prep`` needs is shrunk by
     :meth:`Preprocessing.reduction` (so that a batch of 12-megapixel photos
-    does not sit in memory at full size); ``failures`` lists ``(position,
-    cause)`` in row order.
+    does not sit in memory at full size). Raises :class:`ImageReadError`.
+    """
+    if is_missing(value):
+        raise ImageReadError("missing value")
+    image = read_image(value)
+    factor = prep.reduction(*image.size)
+    if factor > 1:
+        image = image.reduce(factor)
+    return np.array(image)  # writable, for torch.from_numpy
+
+
+def read_cells(values, prep):
+    """Decode cells into ``(images, failures)`` with :func:`read_cell`.
+
+    ``images`` holds an array per cell, None where it failed; ``failures``
+    lists ``(position, cause)`` in row order.
     """
     images, failures = [], []
     for i, value in enumerate(values):
         try:
-            if is_missing(value):
-                raise ImageReadError("missing value")
-            image = read_image(value)
+            images.append(read_cell(value, prep))
         except ImageReadError as exc:
             images.append(None)
             failures.append((i, exc.cause))
-            continue
-        factor = prep.reduction(*image.size)
-        if factor > 1:
-            image = image.reduce(factor)
-        images.append(np.array(image))  # writable, for torch.from_numpy
     return images, failures
 
 
