@@ -1339,6 +1339,16 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         out = out * self.target_scale_ + self.target_mean_
         return out.ravel() if self.y_ndim_ == 1 else out
 
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        """As the classifier's, after matching a module's ``(n,)`` output to
+        ``(n, 1)`` targets (broadcast, the pair would give an ``(n, n)`` loss
+        that trains every prediction towards the batch mean)."""
+        if (isinstance(y_pred, torch.Tensor) and y_pred.ndim == 1
+                and tuple(y_true.shape) == (len(y_pred), 1)):
+            y_pred = y_pred[:, None]
+        return super().get_loss(y_pred, y_true, X=X, training=training,
+                                sample_weight=sample_weight)
+
     def modality_weights(self, X=None):
         return _modality_weights(self, X)
 

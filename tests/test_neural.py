@@ -566,3 +566,23 @@ def test_probabilities_sum_to_one_in_float64(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # scikit-learn warns on rows that do not sum to 1
         log_loss(y, proba, labels=clf.classes_)
+
+
+class _FlatOutput(torch.nn.Module):
+    """A regression module that returns (n,), not (n, 1)."""
+
+    def __init__(self, in_features=3):
+        super().__init__()
+        self.linear = torch.nn.Linear(in_features, 1)
+
+    def forward(self, X):
+        return self.linear(X)[:, 0]
+
+
+def test_a_regressor_module_with_one_dimensional_output_learns(rng):
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    y = X @ np.array([1.5, -2.0, 0.5]) + 0.1 * rng.normal(size=400)
+    reg = NeuralRegressor(module=_FlatOutput, module__in_features=3, lr=0.05, max_epochs=30,
+                          random_state=0).fit(X, y)
+    assert reg.predict(X).shape == (400,)
+    assert reg.score(X, y) > 0.95
