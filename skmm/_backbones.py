@@ -205,6 +205,8 @@ def preprocessing(backbone, weights=None):
 
 
 def _is_file_spec(weights):
+    if isinstance(weights, str) and weights in ("imagenet", "DEFAULT"):
+        return False  # the names, even beside a file of that name
     return isinstance(weights, os.PathLike) or (
         isinstance(weights, str) and (
             os.sep in weights or os.path.isfile(os.path.expanduser(weights))

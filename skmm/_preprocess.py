@@ -41,9 +41,10 @@ class Preprocessing:
 
     ``size`` is ``(height, width)``. ``resize="crop"`` resizes the shorter
     side to ``size / crop_pct`` and cuts the centre ``size`` (the evaluation
-    transform of torchvision's and timm's weights); ``"squash"`` resizes the
-    whole image to ``size``, changing its aspect ratio. ``mean``/``std`` of
-    None leave the pixels in [0, 1].
+    transform of torchvision's and timm's weights); ``"squash"`` resizes both
+    sides to ``size / crop_pct``, changing the aspect ratio, then cuts the
+    centre ``size`` (nothing with ``crop_pct=1``; timm's squash mode).
+    ``mean``/``std`` of None leave the pixels in [0, 1].
     """
 
     size: tuple

@@ -968,16 +968,16 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         name = type(self).__name__
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None.")
-        if isinstance(y, (pd.Series, np.ndarray, list, tuple)) and np.asarray(y, object).ndim == 1:
+        if isinstance(y, (pd.Series, np.ndarray, list, tuple)):
             # before check_array, whose errors depend on the dtype (pandas' string
             # and categorical labels hold pd.NA or NaN)
-            labels = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y), copy=False)
-            missing = labels.isna().to_numpy()
+            labels = y.to_numpy(dtype=object) if isinstance(y, pd.Series) else np.asarray(
+                y, dtype=object)
+            missing = pd.isna(labels) if labels.ndim == 1 else np.zeros(0, dtype=bool)
             if missing.any():
                 row = int(np.argmax(missing))
-                value = y.iloc[row] if isinstance(y, pd.Series) else np.asarray(y, object)[row]
                 raise ValueError(
-                    f"y has a missing label at row {row} ({plain(value)!r}); "
+                    f"y has a missing label at row {row} ({plain(labels[row])!r}); "
                     "drop those rows or give them a label."
                 )
         y = check_array(y, ensure_2d=False, dtype=None, input_name="y")

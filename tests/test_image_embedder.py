@@ -839,3 +839,10 @@ def test_a_cpu_fit_fixes_glibcs_malloc_thresholds_unless_told_not_to(opt_out):
                          text=True, check=True).stdout.split()[-1]
     expected = sys.platform.startswith("linux") and not opt_out
     assert out == str(expected)
+
+
+def test_weight_names_win_over_a_file_of_the_same_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imagenet").write_bytes(b"not weights")
+    embedder = ImageEmbedder().fit([None])  # the default weights="imagenet"
+    assert embedder.embedding_dim_ == 1280
