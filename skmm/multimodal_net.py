@@ -41,7 +41,13 @@ from ._text_towers import (
     load_pretrained_text,
 )
 from ._validation import did_you_mean
-from .neural import NeuralClassifier, NeuralRegressor, _seeded, as_probabilities
+from .neural import (
+    NeuralClassifier,
+    NeuralRegressor,
+    _seeded,
+    as_probabilities,
+    full_precision,
+)
 
 
 class _Prefetching:
@@ -325,7 +331,8 @@ class _MultimodalNetMixin:
             x = drop_modalities(x, self.modality_dropout,
                                 generator=getattr(self, "_dropout_generator", None))
         with self._autocast():
-            return self.module_(**x, **fit_params)
+            out = self.module_(**x, **fit_params)
+        return full_precision(out)
 
     # -- data ----------------------------------------------------------------
 

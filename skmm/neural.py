@@ -330,8 +330,10 @@ class _NeuralMixin:
             x = to_tensor(x, device=self.device_)
         with self._autocast():
             if isinstance(x, Mapping):
-                return self.module_(**self._merge_x_and_fit_params(x, fit_params))
-            return self.module_(x, **fit_params)
+                out = self.module_(**self._merge_x_and_fit_params(x, fit_params))
+            else:
+                out = self.module_(x, **fit_params)
+        return full_precision(out)
 
     def _fusion_inputs(self, x):
         """What the fusion sees for a batch: the modalities' tensors, on the device."""
@@ -1366,6 +1368,19 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         tags.input_tags.allow_nan = False
         tags.target_tags.multi_output = True
         return tags
+
+
+def full_precision(out):
+    """A module's output with its bfloat16/float16 tensors (from autocast) as
+    float32: the loss is computed in full precision and the predictions
+    convert to NumPy, which has no bfloat16."""
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out
+    if isinstance(out, Mapping):
+        return {key: full_precision(value) for key, value in out.items()}
+    if isinstance(out, (tuple, list)):
+        return type(out)(full_precision(value) for value in out)
+    return out
 
 
 def as_probabilities(proba):

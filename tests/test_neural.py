@@ -586,3 +586,24 @@ def test_a_regressor_module_with_one_dimensional_output_learns(rng):
                           random_state=0).fit(X, y)
     assert reg.predict(X).shape == (400,)
     assert reg.score(X, y) > 0.95
+
+
+class _HalfPrecisionOutput(torch.nn.Module):
+    """Logits in bfloat16, as a module's last layer gives under CUDA autocast."""
+
+    def __init__(self, in_features=3, out_features=2):
+        super().__init__()
+        self.linear = torch.nn.Linear(in_features, out_features)
+
+    def forward(self, X):
+        return self.linear(X).to(torch.bfloat16)
+
+
+def test_half_precision_outputs_train_and_predict_in_float32(rng):
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    clf = _clf(module=_HalfPrecisionOutput, module__in_features=3, module__out_features=2)
+    proba = clf.fit(X, y).predict_proba(X)
+    assert proba.dtype == np.float64 and clf.score(X, y) > 0.9
+    reg = _reg(module=_HalfPrecisionOutput, module__in_features=3, module__out_features=1)
+    assert reg.fit(X, X[:, :1]).score(X, X[:, :1]) > 0.9
