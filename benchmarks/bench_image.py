@@ -8,7 +8,10 @@ weights), prints in one run:
   each batch normalized just before its forward pass (the ceiling for any
   pipeline);
 - end to end: ``ImageEmbedder.transform`` on the file paths (decoding in a
-  thread while the network runs, resizing on the network's device);
+  thread while the network runs, resizing on the network's device), with
+  each of ``--decoders`` (on a GPU, "auto" decodes the JPEGs there with
+  nvJPEG; "pillow" in CPU threads), and the largest difference between
+  their features;
 - per-image loop: open, resize, normalize and forward one image at a time;
 - the ratios end-to-end / forward-only (target >= 0.95) and end-to-end /
   per-image (target >= 1.0 on a CPU, >= 5 on a GPU), met or MISSED; the exit
@@ -20,7 +23,7 @@ The ResNets run with random weights (the same speed as ImageNet's, and no
 download); EfficientNet-Lite0 with its offline ImageNet weights.
 
 Run: python benchmarks/bench_image.py [--n-images 256] [--memory-images all]
-     [--backbones resnet18,timm/tf_efficientnet_lite0]
+     [--backbones resnet18,timm/tf_efficientnet_lite0] [--decoders auto,pillow]
 The photos are read from ../shared/data/fashion (or --data); timings are
 noisy when other processes share the CPU.
 """
@@ -60,7 +63,7 @@ def make_embedder(args, backbone):
     return ImageEmbedder(
         backbone, weights="imagenet" if backbone.startswith("timm/") else None,
         batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-        random_state=0,
+        decoder=args.decoders.split(",")[0], random_state=0,
     )
 
 
@@ -131,12 +134,13 @@ def forward_only(embedder, paths):
     bs = embedder._batch_size
     batches = [pixels[i : i + bs] for i in range(0, len(pixels), bs)]
     amp = _amp(embedder)
+    norm = embedder._device_normalizer()
     with torch.inference_mode(), amp:
-        embedder.model_(embedder._to_input(batches[0]))  # warm-up
+        embedder.model_(embedder._to_input(batches[0], norm))  # warm-up
         synchronize(device)
         start = time.perf_counter()
         for batch in batches:
-            embedder.model_(embedder._to_input(batch)).float().cpu()
+            embedder.model_(embedder._to_input(batch, norm)).float().cpu()
         synchronize(device)
     return len(paths) / (time.perf_counter() - start)
 
@@ -211,6 +215,9 @@ def main():
     parser.add_argument("--batch-size", type=_batch_size, default="auto")
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--decoders", default="auto",
+                        help="comma-separated ImageEmbedder decoders timed end to end; the "
+                             "first is the one the targets are checked with")
     parser.add_argument("--repeat", type=int, default=5,
                         help="rounds of the three timings; the best of each is kept")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
@@ -247,22 +254,41 @@ def bench(args, backbone, paths):
           f"{prep['image_size'][0]} px, {prep['resize']}, {prep['interpolation']}, "
           f"{embedder.embedding_dim_} features, batches of {embedder._batch_size}, "
           f"device {device}")
-    rates = {"forward": 0.0, "e2e": 0.0, "loop": 0.0}
+    decoders = args.decoders.split(",")
+    rates = {"forward": 0.0, "loop": 0.0, **{decoder: 0.0 for decoder in decoders}}
     for _ in range(args.repeat):
         rates["forward"] = max(rates["forward"], forward_only(embedder, paths))
-        rates["e2e"] = max(rates["e2e"], end_to_end(embedder, paths))
+        for decoder in decoders:
+            embedder.set_params(decoder=decoder)
+            rates[decoder] = max(rates[decoder], end_to_end(embedder, paths))
         rates["loop"] = max(rates["loop"], per_image_loop(embedder, paths))
     print(f"  forward only (pre-decoded tensors): {rates['forward']:8.1f} images/s")
-    print(f"  end to end (ImageEmbedder):         {rates['e2e']:8.1f} images/s")
+    for decoder in decoders:
+        embedder.set_params(decoder=decoder)
+        label = f"end to end, decoder {decoder} ({embedder._decoder}):"
+        print(f"  {label:<36}{rates[decoder]:8.1f} images/s")
     print(f"  per-image loop:                     {rates['loop']:8.1f} images/s")
-    met = check("end to end / forward only:", rates["e2e"] / rates["forward"], 0.95)
-    met &= check("end to end / per-image:   ", rates["e2e"] / rates["loop"],
+    if len(decoders) > 1:
+        features = []
+        for decoder in decoders:
+            features.append(embedder.set_params(decoder=decoder).transform(paths))
+        scale = np.abs(features[0]).max()
+        for decoder, other in zip(decoders[1:], features[1:], strict=True):
+            print(f"  features, {decoders[0]} vs {decoder}: largest difference "
+                  f"{np.abs(other - features[0]).max() / scale:.2%} of the largest feature, "
+                  f"mean {np.abs(other - features[0]).mean() / np.abs(features[0]).mean():.2%}"
+                  " of the mean")
+    e2e = rates[decoders[0]]
+    met = check("end to end / forward only:", e2e / rates["forward"], 0.95)
+    met &= check("end to end / per-image:   ", e2e / rates["loop"],
                  5.0 if device.type == "cuda" else 1.0)
+    embedder.set_params(decoder=decoders[0])
 
     child = subprocess.run(
         [sys.executable, __file__, "--memory-child", "--data", args.data,
          "--memory-images", "all" if args.memory_images is None else str(args.memory_images),
-         "--backbones", backbone, "--batch-size", str(args.batch_size), "--device", args.device]
+         "--backbones", backbone, "--batch-size", str(args.batch_size), "--device", args.device,
+         "--decoders", decoders[0]]
         + (["--default-malloc"] if args.default_malloc else [])
         + ([] if args.num_workers is None else ["--num-workers", str(args.num_workers)]),
         capture_output=True, text=True, check=True,

@@ -184,3 +184,78 @@ def _array_to_image(array, limit):
     if pixels.shape[2] == 4:
         return _to_rgb(Image.fromarray(pixels))
     return Image.fromarray(pixels)
+
+
+class EncodedJpeg:
+    """A JPEG cell's bytes, checked and left encoded for a batched decoder.
+
+    ``value`` is the cell (to decode it with Pillow instead, on failure);
+    ``orientation`` its EXIF orientation (1 to 8); ``size`` its stored
+    (width, height), before orientation.
+    """
+
+    __slots__ = ("value", "data", "orientation", "size")
+
+    def __init__(self, value, data, orientation, size):
+        self.value, self.data, self.orientation, self.size = value, data, orientation, size
+
+    @property
+    def oriented_size(self):
+        """(width, height) once the EXIF orientation is applied."""
+        width, height = self.size
+        return (height, width) if self.orientation >= 5 else (width, height)
+
+
+def peek_jpeg(value, *, max_pixels=None):
+    """``value`` as an :class:`EncodedJpeg` if it is a colour JPEG path or bytes.
+
+    Only the headers are parsed (by Pillow, with the same size limit as
+    :func:`read_image`); None for anything else (other formats, grayscale
+    or CMYK JPEGs, PIL images, arrays, unreadable cells), which
+    :func:`read_image` then reads or explains.
+    """
+    from PIL import Image
+
+    if isinstance(value, (str, os.PathLike)):
+        try:
+            with open(value, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    else:
+        return None
+    if data[:3] != b"\xff\xd8\xff" or data[-64:].rstrip(b"\0")[-2:] != b"\xff\xd9":
+        return None  # not a JPEG, or no end marker: truncated (Pillow says so)
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+        with img:
+            limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+            if img.format != "JPEG" or img.mode != "RGB" or (
+                limit is not None and img.size[0] * img.size[1] > limit
+            ):
+                return None
+            orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - read_image gives the cause
+        return None
+    if orientation not in range(1, 9):
+        orientation = 1
+    return EncodedJpeg(value, data, int(orientation), img.size)
+
+
+def orient(pixels, orientation):
+    """Apply an EXIF ``orientation`` (1 to 8) to a ``(..., C, H, W)`` tensor,
+    as Pillow's ``ImageOps.exif_transpose`` does to an image."""
+    if orientation in (5, 6, 7, 8):
+        pixels = pixels.transpose(-2, -1)  # 5: transpose; the others from there
+        orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]
+    if orientation == 2:
+        return pixels.flip(-1)
+    if orientation == 3:
+        return pixels.flip(-2, -1)
+    if orientation == 4:
+        return pixels.flip(-2)
+    return pixels

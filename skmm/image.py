@@ -15,6 +15,7 @@ from ._preprocess import (
     RESIZES,
     Preprocessing,
     check_image_size,
+    decode_jpegs,
     normalizer,
     read_cells,
     to_input,
@@ -132,6 +133,7 @@ class ImagePixels(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
 
 _PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+_DECODERS = ("auto", "pillow", "torchvision")
 
 
 class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -142,10 +144,11 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     normalized and passed through the network; the features before its
     classifier (or the pooled output of ``layer``) give one float32 vector
     per image. Images are decoded (Pillow) in background threads while the
-    network runs on the previous batch, then resized and cropped with
-    torchvision's tensor ops on the network's device, so throughput is close
-    to that of the network alone, and memory stays at a few batches whatever
-    the number of rows.
+    network runs on the previous batch (on a GPU, JPEGs are decoded there
+    instead, with nvJPEG), then resized and cropped with torchvision's tensor
+    ops on the network's device, so throughput is close to that of the
+    network alone, and memory stays at a few batches whatever the number of
+    rows.
 
     Parameters
     ----------
@@ -223,6 +226,18 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         threads that use every core stalls them at each layer: measured on 2
         cores, a 2-thread EfficientNet-Lite0 fell from 82 to 26 images/s with
         one decoding thread running); up to 8 with a GPU.
+    decoder : {"auto", "pillow", "torchvision"}, default="auto"
+        What decodes JPEG files and bytes. "pillow": Pillow, in the decoding
+        threads, as every other format and form. "torchvision": torchvision's
+        ``decode_jpeg`` on the network's device, a batch at a time (nvJPEG on
+        a CUDA GPU, which frees the CPU; libjpeg-turbo on the CPU); the
+        threads only read the files and parse the headers, EXIF orientation
+        and the shrink of large photos are applied as Pillow's, and a JPEG it
+        cannot decode (grayscale, CMYK, truncated) is read by Pillow. Its
+        pixels differ from Pillow's by the decoders' rounding, so a JPEG
+        path can then give slightly other features than the same photo as a
+        PIL image or array (measured on an H200 with EfficientNet-Lite0: see
+        the README). "auto": "torchvision" on a CUDA device, else "pillow".
     device : str or torch.device, default="auto"
         "auto" is "cuda" when a GPU is available, else "cpu"; any torch device
         ("cuda:1", "mps") is accepted. On the CPU, the first fit fixes glibc's
@@ -326,6 +341,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         std="auto",
         batch_size="auto",
         num_workers=None,
+        decoder="auto",
         device="auto",
         precision="auto",
         on_error="raise",
@@ -345,6 +361,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.std = std
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.decoder = decoder
         self.device = device
         self.precision = precision
         self.on_error = on_error
@@ -401,6 +418,8 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 normalizer=[a.ravel() for a in self._normalizer],
                 device=self.device_.type, precision=str(amp_dtype or "float32"),
                 dim=self.embedding_dim_,
+                # Pillow's decoding, as in keys made before decoder existed
+                **({} if self._decoder == "pillow" else {"decoder": self._decoder}),
             )
         return self
 
@@ -477,6 +496,17 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         failed = []
         device = self.device_
         amp_dtype = _amp_dtype(self.precision, device)
+        # On a GPU a batch's features come back to host memory while the next
+        # batch is prepared and run (a pinned buffer and an event), so the
+        # GPU does not wait for the CPU at each batch.
+        landing = None
+        norm = self._device_normalizer()
+
+        def land():
+            rows, host, event = landing
+            event.synchronize()
+            out[rows] = host.numpy()
+
         with torch.inference_mode(), _progress(len(values), self.verbose) as progress:
             for start, images, failures in self._batches(values):
                 if failures and self.on_error == "raise":
@@ -484,7 +514,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                     raise _CellError(values[start + i], cause)
                 stop = start + len(images)
                 if len(failures) < len(images):
-                    x = self._to_input(self._prep.batch(images, device))
+                    x = self._to_input(self._prep.batch(images, device), norm)
                     # A batch of one image runs other kernels, whose last bits
                     # differ from the same image's in a larger batch: run it as a
                     # pair, so that a photo gets the same bits alone (e.g. a cache
@@ -494,12 +524,23 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                         device.type, dtype=amp_dtype, enabled=amp_dtype is not None
                     ):
                         features = self.model_(torch.cat([x, x]) if single else x)
-                    features = features[:1] if single else features
-                    out[start:stop] = features.float().cpu().numpy()
-                for i, cause in failures:
-                    out[start + i] = 0.0
-                    failed.append((start + i, cause))
+                    features = (features[:1] if single else features).float()
+                    if device.type == "cuda":
+                        host = torch.empty(features.shape, pin_memory=True)
+                        host.copy_(features, non_blocking=True)
+                        event = torch.cuda.Event()
+                        event.record()
+                        if landing is not None:
+                            land()
+                        landing = (slice(start, stop), host, event)
+                    else:
+                        out[start:stop] = features.cpu().numpy()
+                failed.extend((start + i, cause) for i, cause in failures)
                 progress.update(len(images))
+            if landing is not None:
+                land()
+        for i, _ in failed:
+            out[i] = 0.0
         return out, failed
 
     def __sklearn_tags__(self):
@@ -558,6 +599,8 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             )
         if not (isinstance(self.image_size, str) and self.image_size == "auto"):
             check_image_size(self.image_size)
+        if not (isinstance(self.decoder, str) and self.decoder in _DECODERS):
+            raise ValueError(f"decoder must be one of {_DECODERS}, got {self.decoder!r}")
         for name, value, options in (
             ("resize", self.resize, RESIZES), ("interpolation", self.interpolation,
                                                INTERPOLATIONS),
@@ -595,8 +638,19 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return int(self.batch_size)
 
     @property
+    def _decoder(self):
+        if self.decoder == "auto":
+            return "torchvision" if self.device_.type == "cuda" else "pillow"
+        return self.decoder
+
+    @property
     def _normalizer(self):
         return normalizer(self._prep.mean, self._prep.std)
+
+    def _device_normalizer(self):
+        import torch
+
+        return tuple(torch.as_tensor(a, device=self.device_) for a in self._normalizer)
 
     @property
     def _channels_last(self):
@@ -610,9 +664,13 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             model = model.to(memory_format=torch.channels_last)
         return model
 
-    def _to_input(self, pixels):
-        """uint8 ``(B, H, W, 3)`` pixels to the normalized float batch the network reads."""
-        scale, shift = self._normalizer
+    def _to_input(self, pixels, normalizer=None):
+        """uint8 ``(B, H, W, 3)`` pixels to the normalized float batch the network reads.
+
+        ``normalizer``: :meth:`_device_normalizer`'s tensors, made once per
+        call rather than copied to the device (a GPU sync) at each batch.
+        """
+        scale, shift = self._normalizer if normalizer is None else normalizer
         return to_input(
             pixels, scale, shift, device=self.device_, channels_last=self._channels_last,
             non_blocking=self.device_.type == "cuda",
@@ -621,8 +679,9 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _batches(self, values):
         """Yield ``(start, images, failures)`` per batch, decoded ahead in threads.
 
-        ``images`` are the decoded uint8 arrays (see :func:`read_cells`),
-        resized later on the network's device.
+        ``images`` are the decoded uint8 arrays (see :func:`read_cells`), or
+        tensors on the network's device (:func:`decode_jpegs`), resized later
+        on the network's device.
         """
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
@@ -632,8 +691,16 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         batch_size = self._batch_size
         starts = range(0, len(values), batch_size)
 
+        on_device = self._decoder == "torchvision"
+
         def decode(start):
-            return (start, *read_cells(values[start : start + batch_size], self._prep))
+            images, failures = read_cells(
+                values[start : start + batch_size], self._prep, jpeg_encoded=on_device
+            )
+            if on_device:  # in this thread too: nvJPEG decodes on the CPU in part
+                images, more = decode_jpegs(images, self._prep, self.device_)
+                failures = sorted(failures + more)
+            return start, images, failures
 
         workers = self.num_workers
         if workers is None:

@@ -686,6 +686,7 @@ def test_sklearn_contract(pattern_png):
     ({"layer": "layer9"}, "layer"),
     ({"backbone": "resnet99"}, "backbone"),
     ({"device": "tpu-please"}, "device"),
+    ({"decoder": "nvjpeg"}, "decoder"),
 ])
 def test_bad_parameters_fail_in_fit(params, match):
     embedder = _embedder(**params)  # __init__ accepts anything
@@ -846,3 +847,97 @@ def test_weight_names_win_over_a_file_of_the_same_name(tmp_path, monkeypatch):
     (tmp_path / "imagenet").write_bytes(b"not weights")
     embedder = ImageEmbedder().fit([None])  # the default weights="imagenet"
     assert embedder.embedding_dim_ == 1280
+
+
+# -- JPEGs decoded by torchvision on the network's device --------------------------
+
+
+def _oriented_jpegs():
+    """One photo saved with each EXIF orientation (1 to 8), as JPEG bytes."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(42, 65, 3), dtype=np.uint8)
+    pixels[:, :20] = (250, 10, 10)  # so that a wrong turn or flip shows
+    photo = Image.fromarray(pixels).resize((517, 333))
+    jpegs = []
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        jpegs.append(_encode(photo, "JPEG", exif=exif, quality=90))
+    return jpegs
+
+
+def test_batched_jpeg_decoding_gives_pillows_pixels():
+    from skmm._images import EncodedJpeg
+    from skmm._preprocess import Preprocessing, decode_jpegs, read_cells
+
+    jpegs = _oriented_jpegs()
+    prep = Preprocessing(size=(40, 56), resize="crop", crop_pct=0.875)  # a shrink by 2
+    expected, _ = read_cells(jpegs, prep)
+    encoded, failures = read_cells(jpegs, prep, jpeg_encoded=True)
+    assert failures == [] and all(isinstance(e, EncodedJpeg) for e in encoded)
+    decoded, failures = decode_jpegs(encoded, prep, "cpu")
+    assert failures == []
+    for orientation, want, got in zip(range(1, 9), expected, decoded, strict=True):
+        assert want.shape == ((167, 259, 3) if orientation < 5 else (259, 167, 3))
+        np.testing.assert_array_equal(got.permute(1, 2, 0).numpy(), want, str(orientation))
+
+
+def test_torchvision_decoder_embeds_as_pillow_and_falls_back_to_it(tmp_path, pattern):
+    jpegs = _oriented_jpegs()
+    gray = _encode(pattern.convert("L"), "JPEG")
+    cmyk = _encode(pattern.convert("CMYK"), "JPEG")
+    png = _encode(pattern)
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpegs[5])
+    cells = [*jpegs, gray, cmyk, png, str(path), pattern]
+    pillow = _embedder(decoder="pillow", batch_size=4).fit(cells)
+    torchvision = _embedder(decoder="torchvision", batch_size=4).fit(cells)
+    np.testing.assert_array_equal(torchvision.transform(cells), pillow.transform(cells))
+
+
+def test_a_truncated_jpeg_gets_pillows_error_with_the_torchvision_decoder():
+    good = _oriented_jpegs()[0]
+    truncated = good[: len(good) // 2]
+    embedder = _embedder(decoder="torchvision", batch_size=4).fit([good])
+    with pytest.raises(ValueError, match=r"row 1.*truncated"):
+        embedder.transform([good, truncated, good])
+    zero = _embedder(decoder="torchvision", on_error="zero", missing_indicator=True)
+    with pytest.warns(UserWarning, match="1 of 3 rows"):
+        out = zero.fit([good]).transform([good, truncated, good])
+    assert out[:, -1].tolist() == [0.0, 1.0, 0.0]
+    np.testing.assert_array_equal(out[0], out[2])
+
+
+def test_the_decoder_is_part_of_the_cache_key(tmp_path, pattern):
+    cells = [_encode(pattern, "JPEG")]
+    keys = {
+        decoder: _embedder(decoder=decoder, cache=tmp_path).fit(cells).encoder_key_
+        for decoder in ("pillow", "torchvision")
+    }
+    assert keys["pillow"] != keys["torchvision"]
+    assert _embedder(cache=tmp_path).fit(cells).encoder_key_ == keys["pillow"]  # on a CPU
+
+
+@pytest.mark.gpu
+def test_nvjpeg_decoding_on_cuda_is_close_to_pillow(pattern):
+    jpegs = _oriented_jpegs()
+    pillow = _resnet18(device="cuda", precision="float32", decoder="pillow").fit(jpegs)
+    nvjpeg = _resnet18(device="cuda", precision="float32").fit(jpegs)
+    assert nvjpeg._decoder == "torchvision"
+    want, got = pillow.transform(jpegs), nvjpeg.transform(jpegs)
+    np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05 * np.abs(want).max())
+    truncated = jpegs[0][: len(jpegs[0]) // 2]
+    with pytest.raises(ValueError, match=r"row 1.*truncated"):
+        nvjpeg.transform([jpegs[0], truncated])
+
+
+def test_the_shrink_of_decoded_jpegs_is_pillows_reduce_bit_for_bit():
+    from skmm._preprocess import _reduce
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        height, width, factor = rng.integers(1, 120), rng.integers(1, 120), int(rng.integers(2, 30))
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        want = np.asarray(Image.fromarray(pixels).reduce(factor))
+        got = _reduce(torch.from_numpy(pixels).permute(2, 0, 1), factor).permute(1, 2, 0)
+        np.testing.assert_array_equal(got.numpy(), want, f"{height}x{width} / {factor}")
