@@ -79,15 +79,29 @@ def tune_cpu_allocator():
     may hold up to 256 MiB more of freed memory. Done once per process, on
     glibc only, and not when ``MALLOC_MMAP_THRESHOLD_`` or
     ``MALLOC_TRIM_THRESHOLD_`` is set or ``SKMM_NO_MALLOC_TUNING=1``.
+
+    dask.distributed sets ``MALLOC_TRIM_THRESHOLD_=65536`` in its workers'
+    environment (and in the process that starts a LocalCluster, where it has
+    no effect on the running allocator): that value is dask's, not the
+    user's, and does not stop the tuning.
     """
     global _ALLOCATOR_TUNED
     import os
     import sys
 
+    not_users = {}
+    if "dask" in sys.modules:
+        import dask
+
+        environ = dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}
+        not_users = {name: str(value) for name, value in environ.items()}
+    users = [
+        name for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+        if name in os.environ and os.environ[name] != not_users.get(name)
+    ]
     if (
         _ALLOCATOR_TUNED or not sys.platform.startswith("linux")
-        or os.environ.get("SKMM_NO_MALLOC_TUNING", "0") not in ("", "0")
-        or any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
+        or os.environ.get("SKMM_NO_MALLOC_TUNING", "0") not in ("", "0") or users
     ):
         return
     _ALLOCATOR_TUNED = True

@@ -21,19 +21,23 @@ What is not cached
 
 The store is an SQLite database (standard library) in WAL mode with a busy
 timeout, written in transactions: several processes (``GridSearchCV(n_jobs=4)``
-workers) can read and write it at once. It lives on a local disk; SQLite's WAL
-mode does not work on network file systems.
+workers) can read and write it at once. It lives on a local disk: SQLite's WAL
+mode does not work on network file systems, which are refused. Machines that
+share a cache share a PostgreSQL server instead (``postgresql://`` URLs, with
+``psycopg``), with the same tables and guarantees.
 """
 
 import hashlib
 import json
 import numbers
 import os
+import socket
 import sqlite3
 import stat
 import sys
 import threading
 import time
+import warnings
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,8 +80,8 @@ class EmbeddingCache:
     checksum, so a lookup returns bit-identical values or raises
     :class:`CacheError`, never wrong vectors.
 
-    The object holds a path: it connects on first use, pickles as its path
-    (a ``GridSearchCV(n_jobs=...)`` worker reconnects on its own) and
+    The object holds a path or URL: it connects on first use, pickles as it
+    (a ``GridSearchCV(n_jobs=...)`` or dask worker reconnects on its own) and
     ``copy.deepcopy`` returns the object itself, so that the clones of an
     estimator share its cache. Several estimators may share one cache. It
     also keeps the rows it has read in memory (up to 256 MB, oldest out
@@ -85,20 +89,32 @@ class EmbeddingCache:
     each row from the file once; lookups are still counted in the file, and a
     file deleted or replaced on disk is followed.
 
+    An SQLite file serves the processes of one machine; it is refused on a
+    network file system (NFS, CIFS, ...), where SQLite's locks are unsafe, and
+    a cache pickled on one host and opened on another warns, since the path
+    names another file there. Machines share a PostgreSQL server: pass its
+    URL, ``"postgresql://user:password@host:5432/dbname"`` (any libpq URL or
+    its ``?`` options; needs ``pip install skmm[postgres]``). The tables
+    (``skmm_meta``, ``skmm_encoders``, ``skmm_embeddings``) are created in that
+    database on first use; concurrent writers from any number of processes
+    and machines lose nothing, and the rows and counters are the same as in
+    SQLite.
+
     Parameters
     ----------
     path : str or path-like
         A directory (created if needed) that will hold the database file
-        ``skmm-embeddings.sqlite``, or the database file itself (a path that is
-        an existing file or ends in ``.sqlite``, ``.sqlite3`` or ``.db``).
+        ``skmm-embeddings.sqlite``, the database file itself (a path that is
+        an existing file or ends in ``.sqlite``, ``.sqlite3`` or ``.db``), or a
+        ``postgresql://`` (or ``postgres://``) URL.
     timeout : float, default=60.0
         Seconds to wait for another process that is writing to the cache
-        before giving up with :class:`CacheError`.
+        (and for a server to answer) before giving up with :class:`CacheError`.
 
     Attributes
     ----------
-    file : pathlib.Path
-        The database file.
+    file : pathlib.Path or None
+        The database file; None for a server.
 
     See Also
     --------
@@ -126,10 +142,12 @@ class EmbeddingCache:
     def __init__(self, path, *, timeout=60.0):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(
-                f"EmbeddingCache needs a directory or file path, got {type(path).__name__}"
+                "EmbeddingCache needs a directory or file path or a postgresql:// URL, got "
+                f"{type(path).__name__}"
             )
         self.path = path
         self.timeout = timeout
+        self._store = _PostgresStore(path) if _is_url(path) else _SQLiteStore(path)
         self._conn = None
         self._pid = None
         self._file_id = None
@@ -140,13 +158,23 @@ class EmbeddingCache:
     # -- identity: a handle on a database, not a value ------------------------
 
     def __repr__(self):
-        return f"{type(self).__name__}({os.fspath(self.path)!r})"
+        return f"{type(self).__name__}({self._store.where!r})"
 
     def __getstate__(self):
-        return {"path": self.path, "timeout": self.timeout}
+        return {"path": self.path, "timeout": self.timeout, "host": socket.gethostname()}
 
     def __setstate__(self, state):
         self.__init__(state["path"], timeout=state["timeout"])
+        host = state.get("host")
+        if isinstance(self._store, _SQLiteStore) and host not in (None, socket.gethostname()):
+            warnings.warn(
+                f"EmbeddingCache({self._store.where!r}) was pickled on host {host!r} and "
+                f"opened on {socket.gethostname()!r}: the path names a file of this host, "
+                "so the machines do not share it. Machines share a cache through a "
+                "server: EmbeddingCache('postgresql://user@host/dbname').",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def __copy__(self):
         return self
@@ -156,13 +184,9 @@ class EmbeddingCache:
 
     @property
     def file(self):
-        """The database file (a directory ``path`` resolves to a file inside)."""
-        path = Path(os.fspath(self.path)).expanduser()
-        # Ask "is it a directory" once, last: another process may create it
-        # between two questions, and must not turn it into a file name here.
-        if path.suffix in _FILE_SUFFIXES or path.is_file():
-            return path if not path.is_dir() else path / DB_FILENAME
-        return path / DB_FILENAME
+        """The database file (a directory ``path`` resolves to a file inside);
+        None for a server."""
+        return getattr(self._store, "file", None)
 
     # -- public API -------------------------------------------------------------
 
@@ -223,8 +247,8 @@ class EmbeddingCache:
             with self._transaction(write=True) as conn:
                 conn.execute(
                     "INSERT INTO skmm_encoders (key, hits, misses) VALUES (?, ?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET hits = hits + excluded.hits, "
-                    "misses = misses + excluded.misses",
+                    "ON CONFLICT (key) DO UPDATE SET hits = skmm_encoders.hits + "
+                    "excluded.hits, misses = skmm_encoders.misses + excluded.misses",
                     (encoder_key, len(found), len(keys) - len(found)),
                 )
         return found
@@ -275,15 +299,18 @@ class EmbeddingCache:
             rows.append((key, dtype, dim, zlib.crc32(blob), blob))
         if not rows:
             return 0
+        # Every writer inserts in key order: on a server, two transactions that
+        # insert the same new keys then wait for each other in one order, never
+        # in a cycle (a deadlock, which the server would break by failing one).
+        rows.sort(key=lambda row: row[0])
         with self._transaction(write=True) as conn:
             encoder_id = self._encoder_id(conn, encoder_key)
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO skmm_embeddings "
-                "(encoder_id, content, dtype, dim, checksum, vector) VALUES (?, ?, ?, ?, ?, ?)",
+            return conn.executemany(
+                "INSERT INTO skmm_embeddings "
+                "(encoder_id, content, dtype, dim, checksum, vector) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 [(encoder_id, *row) for row in rows],
-            )
-            return conn.total_changes - before
+            ).rowcount
 
     def _remember(self, encoder_key, contents, vectors):
         """Keep vectors read from the file in memory, oldest out first."""
@@ -318,12 +345,7 @@ class EmbeddingCache:
                 )
                 conn.execute("DELETE FROM skmm_encoders WHERE key = ?", (encoder_key,))
         with self._lock:
-            try:  # give the space back to the disk, unless another process is busy
-                conn = self._connection()
-                conn.execute("VACUUM")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.OperationalError:
-                pass
+            self._store.compact(self._connection())
 
     def stats(self, encoder_key=None):
         """Counters of the whole cache, or of one encoder.
@@ -337,7 +359,7 @@ class EmbeddingCache:
         stats : :class:`~sklearn.utils.Bunch`
             ``n_rows``, ``n_encoders``, ``hits``, ``misses``, ``vector_bytes``
             (the bytes of the stored vectors) and ``size_bytes`` (the database
-            files on disk).
+            files on disk, or the tables on the server).
         """
         where, args = ("WHERE e.key = ?", (encoder_key,)) if encoder_key is not None else ("", ())
         with self._transaction(write=False) as conn:
@@ -368,13 +390,9 @@ class EmbeddingCache:
 
     @property
     def size_bytes(self):
-        """Bytes on disk: the database file and its write-ahead log."""
-        file = self.file
-        return sum(
-            os.path.getsize(part)
-            for part in (file, Path(f"{file}-wal"), Path(f"{file}-shm"))
-            if part.exists()
-        )
+        """Bytes on disk: the database file and its write-ahead log (on a
+        server: the tables and their indexes)."""
+        return self._store.size_bytes(self)
 
     def __len__(self):
         with self._transaction(write=False) as conn:
@@ -386,6 +404,15 @@ class EmbeddingCache:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+
+    def __del__(self):
+        # Only in the process that opened it: a forked child must not close
+        # its parent's session. At interpreter exit the modules may be gone.
+        try:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+        except Exception:  # noqa: BLE001
+            pass
 
     def __enter__(self):
         return self
@@ -401,7 +428,7 @@ class EmbeddingCache:
             # keeps the inherited one from being closed (and checkpointed) here.
             _INHERITED.append(self._conn)
             self._conn = None
-        if self._conn is not None and self._file_id != _file_id(self.file):
+        if self._conn is not None and self._file_id != self._store.identity():
             # The file was deleted or replaced (e.g. the folder was removed to
             # empty the cache): follow the path rather than the old file, and
             # forget what was read from the old one.
@@ -409,93 +436,18 @@ class EmbeddingCache:
             self._conn = None
             self._forget()
         if self._conn is None:
-            self._conn = self._connect()
+            self._conn = self._store.connect(self.timeout)
             self._pid = os.getpid()
-            self._file_id = _file_id(self.file)
+            self._file_id = self._store.identity()
         return self._conn
-
-    def _connect(self):
-        file = self.file
-        try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CacheError(f"cannot create the embedding cache directory: {exc}") from None
-        if file.is_dir():
-            raise CacheError(f"embedding cache file {str(file)!r} is a directory")
-        conn = sqlite3.connect(
-            file, timeout=self.timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            # Read before writing anything, so that a foreign file is left untouched.
-            tables = {
-                name for (name,) in conn.execute("SELECT name FROM sqlite_master")
-            }
-            if tables and "skmm_meta" not in tables:
-                raise CacheError(
-                    f"{str(file)!r} is an SQLite database but not an skmm embedding "
-                    f"cache (it has tables {sorted(tables)[:5]}); pass another path"
-                )
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                # SQLite answers "database is locked" at once, without waiting,
-                # when two processes switch a new file to WAL together: retry.
-                _retry_while_locked(
-                    lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(),
-                    deadline=time.monotonic() + self.timeout,
-                )
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._create_or_check_schema(conn, file)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise self._error(exc, file) from None
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    @staticmethod
-    def _create_or_check_schema(conn, file):
-        conn.execute("CREATE TABLE IF NOT EXISTS skmm_meta (key TEXT PRIMARY KEY, value TEXT)")
-        conn.execute(
-            "INSERT OR IGNORE INTO skmm_meta VALUES ('format', ?), ('schema_version', ?)",
-            (_FORMAT, str(SCHEMA_VERSION)),
-        )
-        meta = dict(conn.execute("SELECT key, value FROM skmm_meta"))
-        if meta.get("format") != _FORMAT:
-            raise CacheError(
-                f"{str(file)!r} is not an skmm embedding cache (format "
-                f"{meta.get('format')!r}); pass another path"
-            )
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise CacheError(
-                f"embedding cache {str(file)!r} has schema version "
-                f"{meta.get('schema_version')!r}, this skmm reads version {SCHEMA_VERSION}; "
-                "delete the file (and its -wal and -shm files) or pass another path"
-            )
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS skmm_encoders (id INTEGER PRIMARY KEY, "
-            "key TEXT NOT NULL UNIQUE, hits INTEGER NOT NULL DEFAULT 0, "
-            "misses INTEGER NOT NULL DEFAULT 0)"
-        )
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS skmm_embeddings (encoder_id INTEGER NOT NULL, "
-            "content TEXT NOT NULL, dtype TEXT NOT NULL, dim INTEGER NOT NULL, "
-            "checksum INTEGER NOT NULL, vector BLOB NOT NULL, "
-            "PRIMARY KEY (encoder_id, content))"
-        )
 
     @contextmanager
     def _transaction(self, *, write):
+        store = self._store
         with self._lock:
             conn = self._connection()
             try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                conn.execute(store.begin[write])
                 try:
                     yield conn
                 except BaseException:
@@ -503,12 +455,17 @@ class EmbeddingCache:
                         conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                raise self._error(exc, self.file) from None
+            except store.errors as exc:
+                if isinstance(store, _PostgresStore):
+                    self._conn = None  # a broken session is not reused
+                    _close_quietly(conn)
+                raise store.error(exc, self.timeout) from None
 
     @staticmethod
     def _encoder_id(conn, encoder_key):
-        conn.execute("INSERT OR IGNORE INTO skmm_encoders (key) VALUES (?)", (encoder_key,))
+        conn.execute(
+            "INSERT INTO skmm_encoders (key) VALUES (?) ON CONFLICT DO NOTHING", (encoder_key,)
+        )
         return conn.execute(
             "SELECT id FROM skmm_encoders WHERE key = ?", (encoder_key,)
         ).fetchone()[0]
@@ -530,26 +487,353 @@ class EmbeddingCache:
 
     def _corrupt(self, content):
         return CacheError(
-            f"embedding cache {str(self.file)!r} is corrupt: the row {content!r} fails "
+            f"embedding cache {self._store.where!r} is corrupt: the row {content!r} fails "
             "its dtype, length or checksum check; call clear() or delete the file"
         )
 
-    def _error(self, exc, file):
-        message = str(exc)
+
+def _is_url(path):
+    return isinstance(path, str) and path.split("://", 1)[0].lower() in _URL_SCHEMES
+
+
+_URL_SCHEMES = ("postgresql", "postgres")
+
+
+def _schema_error(meta, where, fix):
+    """The CacheError for a foreign or other-version ``skmm_meta``, or None."""
+    if meta.get("format") != _FORMAT:
+        return CacheError(
+            f"{where!r} is not an skmm embedding cache (format {meta.get('format')!r}); "
+            "pass another path"
+        )
+    if meta.get("schema_version") != str(SCHEMA_VERSION):
+        return CacheError(
+            f"embedding cache {where!r} has schema version "
+            f"{meta.get('schema_version')!r}, this skmm reads version {SCHEMA_VERSION}; {fix}"
+        )
+    return None
+
+
+class _SQLiteStore:
+    """An SQLite file on a local disk: how EmbeddingCache connects to and checks it."""
+
+    begin = {True: "BEGIN IMMEDIATE", False: "BEGIN"}
+    errors = (sqlite3.DatabaseError,)
+
+    def __init__(self, path):
+        self.path = path
+
+    @property
+    def file(self):
+        path = Path(os.fspath(self.path)).expanduser()
+        # Ask "is it a directory" once, last: another process may create it
+        # between two questions, and must not turn it into a file name here.
+        if path.suffix in _FILE_SUFFIXES or path.is_file():
+            return path if not path.is_dir() else path / DB_FILENAME
+        return path / DB_FILENAME
+
+    @property
+    def where(self):
+        return os.fspath(self.path)
+
+    def identity(self):
+        return _file_id(self.file)
+
+    def connect(self, timeout):
+        file = self.file
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create the embedding cache directory: {exc}") from None
+        if file.is_dir():
+            raise CacheError(f"embedding cache file {str(file)!r} is a directory")
+        kind = _filesystem_type(file.parent)
+        if kind in _NETWORK_FILESYSTEMS:
+            raise CacheError(
+                f"embedding cache {str(file)!r} is on a network file system ({kind}), where "
+                "SQLite's locks are unsafe (rows can be lost or corrupted): put it on a "
+                "local disk, or share a cache between machines through a server, "
+                "EmbeddingCache('postgresql://user@host/dbname')"
+            )
+        conn = sqlite3.connect(
+            file, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            # Read before writing anything, so that a foreign file is left untouched.
+            tables = {
+                name for (name,) in conn.execute("SELECT name FROM sqlite_master")
+            }
+            if tables and "skmm_meta" not in tables:
+                raise CacheError(
+                    f"{str(file)!r} is an SQLite database but not an skmm embedding "
+                    f"cache (it has tables {sorted(tables)[:5]}); pass another path"
+                )
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                # SQLite answers "database is locked" at once, without waiting,
+                # when two processes switch a new file to WAL together: retry.
+                _retry_while_locked(
+                    lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(),
+                    deadline=time.monotonic() + timeout,
+                )
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._create_or_check_schema(conn, file)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self.error(exc, timeout) from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _create_or_check_schema(conn, file):
+        conn.execute("CREATE TABLE IF NOT EXISTS skmm_meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute(
+            "INSERT INTO skmm_meta VALUES ('format', ?), ('schema_version', ?) "
+            "ON CONFLICT DO NOTHING",
+            (_FORMAT, str(SCHEMA_VERSION)),
+        )
+        error = _schema_error(
+            dict(conn.execute("SELECT key, value FROM skmm_meta")), str(file),
+            "delete the file (and its -wal and -shm files) or pass another path",
+        )
+        if error is not None:
+            raise error
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS skmm_encoders (id INTEGER PRIMARY KEY, "
+            "key TEXT NOT NULL UNIQUE, hits INTEGER NOT NULL DEFAULT 0, "
+            "misses INTEGER NOT NULL DEFAULT 0)"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS skmm_embeddings (encoder_id INTEGER NOT NULL, "
+            "content TEXT NOT NULL, dtype TEXT NOT NULL, dim INTEGER NOT NULL, "
+            "checksum INTEGER NOT NULL, vector BLOB NOT NULL, "
+            "PRIMARY KEY (encoder_id, content))"
+        )
+
+    @staticmethod
+    def compact(conn):
+        try:  # give the space back to the disk, unless another process is busy
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            pass
+
+    def size_bytes(self, cache):
+        file = self.file
+        return sum(
+            os.path.getsize(part)
+            for part in (file, Path(f"{file}-wal"), Path(f"{file}-shm"))
+            if part.exists()
+        )
+
+    def error(self, exc, timeout):
+        message, file = str(exc), str(self.file)
         if _is_lock_error(exc):
             return CacheError(
-                f"embedding cache {str(file)!r}: gave up after waiting {self.timeout} s "
+                f"embedding cache {file!r}: gave up after waiting {timeout} s "
                 f"for another process ({message}); pass a larger timeout"
             )
         if isinstance(exc, sqlite3.OperationalError) and "readonly" in message:
             return CacheError(
-                f"embedding cache {str(file)!r} is read-only ({message}); pass a path "
+                f"embedding cache {file!r} is read-only ({message}); pass a path "
                 "you can write to"
             )
         return CacheError(
-            f"{str(file)!r} is not a usable skmm embedding cache ({message}); delete it "
+            f"{file!r} is not a usable skmm embedding cache ({message}); delete it "
             "(and its -wal and -shm files) or pass another path"
         )
+
+
+class _PostgresStore:
+    """A PostgreSQL database, shared by machines: how EmbeddingCache talks to it.
+
+    The connection runs in autocommit mode with explicit transactions, as the
+    SQLite one does; the same SQL runs on both (``?`` becomes ``%s``).
+    """
+
+    begin = {True: "BEGIN", False: "BEGIN"}
+
+    def __init__(self, url):
+        self.url = url
+
+    @property
+    def errors(self):
+        import psycopg
+
+        return (psycopg.Error,)
+
+    @property
+    def where(self):
+        """The URL without its password."""
+        scheme, rest = self.url.split("://", 1)
+        auth, at, host = rest.rpartition("@")
+        if at and ":" in auth:
+            auth = auth.split(":", 1)[0] + ":***"
+        return f"{scheme}://{auth}{at}{host}"
+
+    @staticmethod
+    def identity():
+        return None
+
+    def connect(self, timeout):
+        try:
+            import psycopg
+        except ImportError:
+            raise ImportError(
+                "an EmbeddingCache on a PostgreSQL server needs psycopg 3: "
+                "pip install 'skmm[postgres]' (or 'psycopg[binary]')"
+            ) from None
+        try:
+            conn = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, round(timeout))
+            )
+        except psycopg.Error as exc:
+            raise CacheError(
+                f"cannot connect to the embedding cache {self.where!r}: "
+                f"{str(exc).strip()}"
+            ) from None
+        wrapped = _PostgresConnection(conn)
+        try:
+            wrapped.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+            wrapped.execute("BEGIN")
+            # one process creates the tables; the others wait, then check them
+            wrapped.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            self._create_or_check_schema(wrapped)
+            wrapped.execute("COMMIT")
+        except BaseException as exc:
+            _close_quietly(wrapped)
+            if isinstance(exc, psycopg.Error):
+                raise self.error(exc, timeout) from None
+            raise
+        return wrapped
+
+    def _create_or_check_schema(self, conn):
+        conn.execute("CREATE TABLE IF NOT EXISTS skmm_meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute(
+            "INSERT INTO skmm_meta VALUES ('format', ?), ('schema_version', ?) "
+            "ON CONFLICT DO NOTHING",
+            (_FORMAT, str(SCHEMA_VERSION)),
+        )
+        error = _schema_error(
+            dict(conn.execute("SELECT key, value FROM skmm_meta").fetchall()), self.where,
+            "drop its skmm_* tables or pass another database",
+        )
+        if error is not None:
+            raise error
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS skmm_encoders (id BIGINT GENERATED BY DEFAULT AS "
+            "IDENTITY PRIMARY KEY, key TEXT NOT NULL UNIQUE, hits BIGINT NOT NULL DEFAULT 0, "
+            "misses BIGINT NOT NULL DEFAULT 0)"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS skmm_embeddings (encoder_id BIGINT NOT NULL, "
+            "content TEXT NOT NULL, dtype TEXT NOT NULL, dim INTEGER NOT NULL, "
+            "checksum BIGINT NOT NULL, vector BYTEA NOT NULL, "
+            "PRIMARY KEY (encoder_id, content))"
+        )
+
+    def compact(self, conn):
+        """Make the deleted rows' space reusable (``VACUUM FULL`` gives it back to
+        the disk, but locks the tables for every machine: that is the
+        administrator's call)."""
+        try:
+            conn.execute("VACUUM skmm_embeddings")
+        except self.errors:
+            pass
+
+    @staticmethod
+    def size_bytes(cache):
+        with cache._transaction(write=False) as conn:
+            return int(conn.execute(
+                "SELECT pg_total_relation_size('skmm_embeddings') + "
+                "pg_total_relation_size('skmm_encoders') + pg_total_relation_size('skmm_meta')"
+            ).fetchone()[0])
+
+    def error(self, exc, timeout):
+        import psycopg
+
+        message = str(exc).strip()
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return CacheError(
+                f"embedding cache {self.where!r}: gave up after waiting {timeout} s "
+                f"for another process ({message}); pass a larger timeout"
+            )
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return CacheError(
+                f"embedding cache {self.where!r}: the server refused ({message}); connect "
+                "as a user who may create and write tables in that database"
+            )
+        return CacheError(f"embedding cache {self.where!r}: the server failed ({message})")
+
+
+# pg_advisory_xact_lock key of the table creation: "skmm" as an int
+_SCHEMA_LOCK = int.from_bytes(b"skmm", "big")
+
+
+class _PostgresConnection:
+    """A psycopg connection with the ``sqlite3.Connection`` calls the cache makes."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def execute(self, sql, params=()):
+        return self._conn.execute(sql.replace("?", "%s"), params or None)
+
+    def executemany(self, sql, rows):
+        cursor = self._conn.cursor()
+        cursor.executemany(sql.replace("?", "%s"), rows)
+        return cursor
+
+    @property
+    def in_transaction(self):
+        from psycopg.pq import TransactionStatus
+
+        return self._conn.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self):
+        self._conn.close()
+
+
+def _close_quietly(conn):
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - the connection is being dropped anyway
+        pass
+
+
+# File systems shared over a network, where SQLite's locks do not hold.
+_NETWORK_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "ncpfs", "afs", "9p", "sshfs",
+    "fuse.sshfs", "lustre", "gpfs", "ceph", "fuse.ceph", "glusterfs", "fuse.glusterfs",
+    "beegfs", "davfs", "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse",
+})
+
+
+def _filesystem_type(path):
+    """The type of the file system holding ``path`` (Linux's mount table), or None."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
+            mounts = [line.split() for line in handle]
+    except OSError:
+        return None
+    path = os.path.realpath(path)
+    best, kind = "", None
+    for fields in mounts:
+        if len(fields) < 3:
+            continue
+        mount = fields[1].replace("\\040", " ")
+        inside = path == mount or path.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, kind = mount, fields[2]
+    return kind
 
 
 def _retry_while_locked(statement, *, deadline):
@@ -608,13 +892,13 @@ def check_cache(cache):
     if cache is None or isinstance(cache, EmbeddingCache):
         return cache
     if isinstance(cache, (str, os.PathLike)):
-        key = os.path.abspath(os.path.expanduser(os.fspath(cache)))
+        key = cache if _is_url(cache) else os.path.abspath(os.path.expanduser(os.fspath(cache)))
         with _OPEN_LOCK:
             if key not in _OPEN:
                 _OPEN[key] = EmbeddingCache(cache)
             return _OPEN[key]
     raise TypeError(
-        "cache must be None, a directory path or an EmbeddingCache, got "
+        "cache must be None, a directory path, a postgresql:// URL or an EmbeddingCache, got "
         f"{type(cache).__name__}"
     )
 

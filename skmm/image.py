@@ -240,7 +240,8 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         the README). "auto": "torchvision" on a CUDA device, else "pillow".
     device : str or torch.device, default="auto"
         "auto" is "cuda" when a GPU is available, else "cpu"; any torch device
-        ("cuda:1", "mps") is accepted. On the CPU, the first fit fixes glibc's
+        ("cuda:1", "mps") is accepted. On the CPU, the first fit (or
+        transform, in a process that unpickled the embedder) fixes glibc's
         mmap and trim thresholds for the process (64 and 256 MiB), which
         doubles the speed of small networks; set ``SKMM_NO_MALLOC_TUNING=1``
         (or glibc's ``MALLOC_*_THRESHOLD_`` variables) to keep your own.
@@ -495,6 +496,10 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         out = np.zeros((len(values), self.embedding_dim_), dtype=np.float32)
         failed = []
         device = self.device_
+        if device.type == "cpu":  # also in a process that unpickled a fitted embedder
+            from ._device import tune_cpu_allocator
+
+            tune_cpu_allocator()
         amp_dtype = _amp_dtype(self.precision, device)
         # On a GPU a batch's features come back to host memory while the next
         # batch is prepared and run (a pinned buffer and an event), so the

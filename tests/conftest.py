@@ -28,3 +28,34 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# -- a throwaway PostgreSQL server, for the embedding cache's server backend -------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of its own for the test session (stopped at the end):
+    its URL without a database name. Skipped only where the server programs
+    are not installed."""
+    from skmm._testing import missing_postgres_binaries, throwaway_postgres
+
+    missing = missing_postgres_binaries()
+    if missing:
+        pytest.skip(
+            f"PostgreSQL server programs not on the PATH ({', '.join(missing)}): "
+            "apt-get install postgresql, or put its bin/ folder on the PATH"
+        )
+    with throwaway_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request):
+    """The URL of a new, empty database on the session's server."""
+    import re
+
+    from skmm._testing import new_database
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[-50:] + f"_{os.getpid()}"
+    return new_database(postgres_server, name)

@@ -4,6 +4,7 @@ import os
 import pickle
 import sqlite3
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -51,10 +52,33 @@ def _vector(value):
     return np.random.default_rng(seed).normal(size=4).astype(np.float32)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path):
+    """Where a new cache lives: a local folder (SQLite), or a new database on a
+    PostgreSQL server that the test set-up started."""
+    if request.param == "sqlite":
+        return tmp_path / "cache"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def cache(tmp_path):
-    with EmbeddingCache(tmp_path / "cache") as cache:
+def cache(location):
+    with EmbeddingCache(location) as cache:
         yield cache
+
+
+def _execute(cache, sql, params=()):
+    """Run SQL on the cache's database behind its back (as another program would)."""
+    if cache.file is not None:
+        with sqlite3.connect(cache.file) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        conn.close()
+        return rows
+    import psycopg
+
+    with psycopg.connect(cache.path, autocommit=True) as conn:
+        cursor = conn.execute(sql.replace("?", "%s"), params or None)
+        return cursor.fetchall() if cursor.description else []
 
 
 # -- hits, misses, distinct rows --------------------------------------------------
@@ -329,7 +353,8 @@ def test_clear(cache):
     full = cache.size_bytes
     cache.clear(KEY)
     assert len(cache) == 1 and cache.encoder_keys() == [other]
-    assert cache.size_bytes < full / 4
+    if cache.file is not None:  # a file shrinks; a server reuses the space (VACUUM)
+        assert cache.size_bytes < full / 4
     cache.clear()
     assert len(cache) == 0 and cache.stats().hits == 0 and cache.encoder_keys() == []
 
@@ -343,7 +368,7 @@ def test_directory_or_file_path(tmp_path):
     assert (tmp_path / "deep" / "dir" / DB_FILENAME).is_file()
     assert len(EmbeddingCache(tmp_path / "deep" / "dir" / DB_FILENAME)) == 1  # survives
     assert check_cache(tmp_path / "x") is check_cache(str(tmp_path / "x"))
-    with pytest.raises(TypeError, match="cache must be None, a directory path or"):
+    with pytest.raises(TypeError, match="cache must be None, a directory path, a postgresql"):
         check_cache(3)
 
 
@@ -370,9 +395,7 @@ def test_foreign_file_is_refused_untouched(tmp_path):
 def test_other_schema_version_is_refused(cache):
     cache.put_many(KEY, ["a"], np.ones((1, 2)))
     cache.close()
-    with sqlite3.connect(cache.file) as conn:
-        conn.execute("UPDATE skmm_meta SET value = '99' WHERE key = 'schema_version'")
-    conn.close()
+    _execute(cache, "UPDATE skmm_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(CacheError, match="schema version '99'.*reads version 1"):
         EmbeddingCache(cache.path).get_many(KEY, ["a"])
 
@@ -380,12 +403,10 @@ def test_other_schema_version_is_refused(cache):
 def test_corrupt_row_is_refused(cache):
     cache.put_many(KEY, ["a", "b"], np.arange(8, dtype=np.float32).reshape(2, 4))
     cache.close()
-    with sqlite3.connect(cache.file) as conn:
-        blob = bytearray(conn.execute(
-            "SELECT vector FROM skmm_embeddings WHERE content = 'b'").fetchone()[0])
-        blob[5] ^= 0x10  # one flipped bit
-        conn.execute("UPDATE skmm_embeddings SET vector = ? WHERE content = 'b'", (bytes(blob),))
-    conn.close()
+    [(stored,)] = _execute(cache, "SELECT vector FROM skmm_embeddings WHERE content = 'b'")
+    blob = bytearray(stored)
+    blob[5] ^= 0x10  # one flipped bit
+    _execute(cache, "UPDATE skmm_embeddings SET vector = ? WHERE content = 'b'", (bytes(blob),))
     fresh = EmbeddingCache(cache.path)
     assert list(fresh.get_many(KEY, ["a"])) == ["a"]
     with pytest.raises(CacheError, match="corrupt: the row 'b' fails its .*checksum"):
@@ -394,7 +415,8 @@ def test_corrupt_row_is_refused(cache):
     assert fresh.get_many(KEY, ["b"]) == {}
 
 
-def test_damaged_database_file_is_refused(cache):
+def test_damaged_database_file_is_refused(tmp_path):
+    cache = EmbeddingCache(tmp_path / "cache")
     cached_embed(cache, KEY, [f"t{i}" for i in range(3000)],
                  lambda v: np.ones((len(v), 16), np.float32))
     cache.close()
@@ -469,6 +491,7 @@ def _writer(pickled_cache, worker, barrier, n_keys, batch):
     for start in range(0, n_keys, batch):
         # both workers write the shared keys, each also writes its own ones
         keys = [f"text:shared{i}" for i in range(start, start + batch)]
+        keys = keys[::-1] if worker else keys  # in opposite orders: no deadlock either
         keys += [f"text:w{worker}-{i}" for i in range(start, start + batch)]
         vectors = np.array([_vector(k) for k in keys], dtype=np.float32)
         cache.put_many(KEY, keys, vectors)
@@ -487,11 +510,11 @@ def _writer(pickled_cache, worker, barrier, n_keys, batch):
     ],
 )
 def test_two_processes_writing_at_once_lose_and_corrupt_nothing(
-    tmp_path, method, opened_in_parent
+    location, method, opened_in_parent
 ):
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {method} start method here")
-    cache = EmbeddingCache(tmp_path / "shared")
+    cache = EmbeddingCache(location)
     if opened_in_parent:
         len(cache)
     context = multiprocessing.get_context(method)
@@ -514,6 +537,8 @@ def test_two_processes_writing_at_once_lose_and_corrupt_nothing(
     assert len(found) == len(expected) == len(cache)
     for key in expected:
         assert found[key].tobytes() == _vector(key).tobytes()
+    if cache.file is None:
+        return
     with sqlite3.connect(cache.file) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -552,10 +577,10 @@ def test_processes_opening_a_new_cache_together_all_get_in(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_parallel_search_shares_one_cache(tmp_path):
+def test_a_parallel_search_shares_one_cache(location):
     titles = np.array([f"title {i % 40}" for i in range(120)], dtype=object)
     y = np.random.default_rng(0).integers(0, 2, 120)
-    cache = EmbeddingCache(tmp_path)
+    cache = check_cache(str(location))  # a path or a URL, as users pass it
     model = Pipeline([("embed", _Embed(cache=cache)), ("clf", LogisticRegression())])
     search = GridSearchCV(model, {"clf__C": [0.1, 1.0, 10.0]}, cv=3, n_jobs=2)
     search.fit(titles, y)
@@ -626,3 +651,58 @@ def test_a_cache_replaced_on_disk_is_not_answered_from_memory(tmp_path):
     shutil.rmtree(folder)  # emptied by hand; another run stores other rows
     EmbeddingCache(folder).put_many(KEY, ["a"], np.ones((1, 4), dtype=np.float32))
     assert cache.get_many(KEY, ["a"])["a"].sum() == 4
+
+
+# -- machines: network file systems, hosts, servers -------------------------------------
+
+
+def test_sqlite_on_a_network_file_system_is_refused(tmp_path, monkeypatch):
+    import skmm.cache
+
+    monkeypatch.setattr(skmm.cache, "_filesystem_type", lambda path: "nfs4")
+    with pytest.raises(CacheError, match=r"network file system \(nfs4\).*postgresql://"):
+        EmbeddingCache(tmp_path / "cache").get_many(KEY, ["a"])
+    assert not (tmp_path / "cache" / DB_FILENAME).exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mounts"), reason="needs Linux's mount table")
+def test_the_file_system_of_a_path_is_its_longest_mount():
+    from skmm.cache import _filesystem_type
+
+    assert _filesystem_type("/proc/self") == "proc"
+    assert _filesystem_type("/") not in (None, "proc")
+
+
+def test_a_cache_file_opened_on_another_host_warns(tmp_path, monkeypatch, postgres_url):
+    import socket
+
+    data = pickle.dumps(EmbeddingCache(tmp_path))
+    server = pickle.dumps(EmbeddingCache(postgres_url))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pickle.loads(data)  # the same host: silent
+    monkeypatch.setattr(socket, "gethostname", lambda: "another-host")
+    with pytest.warns(UserWarning, match="pickled on host .* opened on 'another-host'"):
+        pickle.loads(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pickle.loads(server).get_many(KEY, ["a"]) == {}  # a server is shared
+
+
+def test_server_urls_hide_the_password_and_fail_clearly():
+    cache = EmbeddingCache("postgresql://ann:s3cret@127.0.0.1:1/vectors", timeout=1)
+    assert "s3cret" not in repr(cache) and "ann:***@127.0.0.1:1" in repr(cache)
+    assert cache.file is None
+    with pytest.raises(CacheError, match=r"cannot connect to the embedding cache 'postgresql://ann:\*\*\*@"):
+        cache.get_many(KEY, ["a"])
+
+
+def test_a_server_cache_is_shared_by_every_connection(postgres_url):
+    one, two = EmbeddingCache(postgres_url), EmbeddingCache(postgres_url)
+    vectors = np.random.default_rng(0).normal(size=(3, 5))  # float64, bit for bit
+    assert one.put_many(KEY, ["a", "b", "c"], vectors) == 3
+    assert two.put_many(KEY, ["c", "d"], vectors[:2]) == 1  # "c" was there
+    found = two.get_many(KEY, ["a", "b", "c", "e"])
+    assert [found[k].tobytes() for k in "abc"] == [v.tobytes() for v in vectors]
+    stats = one.stats()
+    assert (stats.n_rows, stats.hits, stats.misses) == (4, 3, 1) and stats.size_bytes > 0
