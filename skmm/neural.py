@@ -372,8 +372,7 @@ class _NeuralMixin:
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True,
-                             sample_weight=getattr(batch, "sample_weight", None))
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True, **_weights_of(batch))
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 
@@ -383,8 +382,7 @@ class _NeuralMixin:
         Xi, yi = unpack_data(batch)
         with torch.no_grad():
             y_pred = self.infer(Xi, **fit_params)
-            loss = self.get_loss(y_pred, yi, X=Xi, training=False,
-                                 sample_weight=getattr(batch, "sample_weight", None))
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False, **_weights_of(batch))
         return {"loss": loss, "y_pred": y_pred}
 
     # -- data ----------------------------------------------------------------
@@ -401,13 +399,13 @@ class _NeuralMixin:
             if reset:
                 for attr in ("n_features_in_", "feature_names_in_"):
                     self.__dict__.pop(attr, None)
-            elif self.modalities_ is None:
+            elif "modalities_" in self.__dict__ and self.modalities_ is None:
                 raise ValueError(
                     f"{name} was fit on a feature matrix but got a dict of modalities; "
                     "pass the same kind of input as in fit."
                 )
             return self._check_modalities(X, reset)
-        if not reset and self.modalities_ is not None:
+        if not reset and self.__dict__.get("modalities_") is not None:
             raise ValueError(
                 f"{name} was fit on the modalities {self.modalities_} (a dict, as "
                 "MultimodalFuser(output='dict') returns) but got "
@@ -432,7 +430,9 @@ class _NeuralMixin:
         if not X:
             raise ValueError(f"{name} got an empty dict of modalities")
         names = list(X)
-        if not reset:
+        # (a net initialized with a module and loaded, not fit, knows no modalities)
+        known = not reset and "modalities_" in self.__dict__
+        if known:
             expected = self.modalities_
             missing = [m for m in expected if m not in X]
             extra = [m for m in names if m not in expected]
@@ -465,7 +465,7 @@ class _NeuralMixin:
                     f"modality {modality!r} has {block.shape[0]} rows but {first!r} has "
                     f"{n_rows}; every modality needs one row per sample."
                 )
-            if not reset and block.shape[1] != self.input_shape_[modality]:
+            if known and block.shape[1] != self.input_shape_[modality]:
                 raise ValueError(
                     f"modality {modality!r} has {block.shape[1]} features, but {name} "
                     f"was fit with {self.input_shape_[modality]}."
@@ -876,7 +876,7 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         classes=None,
         **kwargs,
     ):
-        self.module = module
+        vars(self)["module"] = module  # an instance too: past skorch's __setattr__
         self.hidden_units = hidden_units
         self.activation = activation
         self.dropout = dropout
@@ -889,7 +889,7 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
         self.amp = amp
-        self.criterion = criterion
+        vars(self)["criterion"] = criterion
         self.optimizer = optimizer
         self.lr = lr
         self.max_epochs = max_epochs
@@ -993,7 +993,9 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
                     "y.astype(str)."
                 )
         check_classification_targets(y)
-        if reset:
+        # (a net initialized with a module, or loaded, learns its classes on its
+        # first partial_fit, as in skorch)
+        if reset or "classes_inferred_" not in self.__dict__:
             given = classes if classes is not None else self.classes
             if given is not None and len(given):
                 labels = np.asarray(given)
@@ -1089,9 +1091,33 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
             Labels from ``classes_``.
         """
         index = self.predict_proba(X).argmax(axis=1)
-        if isinstance(X, InMemoryDataset):
-            return index
-        return self.classes_[index]
+        classes = getattr(self, "classes_", None)
+        if classes is None and self.classes is not None:
+            classes = np.asarray(self.classes)
+        if isinstance(X, InMemoryDataset) or classes is None:
+            return index  # (a net initialized and loaded, not fit: as skorch, indices)
+        return classes[index]
+
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        """The batch loss (see :class:`NeuralRegressor`'s); ``NLLLoss`` gets
+        log-probabilities: the log-softmax of skmm's networks' logits, or the
+        log of your module's probabilities, as skorch takes it."""
+        if isinstance(self.criterion_, torch.nn.NLLLoss) and isinstance(y_pred, torch.Tensor):
+            y_pred = y_pred.float()
+            if self.module is None:
+                y_pred = torch.log_softmax(y_pred, dim=-1)
+            else:
+                y_pred = torch.log(y_pred + torch.finfo(y_pred.dtype).eps)
+        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return super().get_loss(y_pred, y_true, X=X, training=training, **kwargs)
+
+    def _get_predict_nonlinearity(self):
+        # skmm's networks output logits whatever the criterion: softmax them
+        if (self.module is None and isinstance(self.predict_nonlinearity, str)
+                and self.predict_nonlinearity == "auto"
+                and isinstance(self.criterion_, torch.nn.NLLLoss)):
+            return _softmax
+        return super()._get_predict_nonlinearity()
 
     def modality_weights(self, X=None):
         """The weight of each modality in the learned fusion.
@@ -1217,7 +1243,7 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         torch_load_kwargs=None,
         **kwargs,
     ):
-        self.module = module
+        vars(self)["module"] = module  # an instance too: past skorch's __setattr__
         self.hidden_units = hidden_units
         self.activation = activation
         self.dropout = dropout
@@ -1230,7 +1256,7 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
         self.amp = amp
-        self.criterion = criterion
+        vars(self)["criterion"] = criterion
         self.optimizer = optimizer
         self.lr = lr
         self.max_epochs = max_epochs
@@ -1273,13 +1299,23 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         reset = not (self.warm_start and self.initialized_)
         return self._fit(X, y, sample_weight, fit_params, reset=reset, routing="fit")
 
-    def partial_fit(self, X, y, sample_weight=None, **fit_params):
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
         """Train for ``max_epochs`` more epochs, building the network on the first call.
+
+        Parameters
+        ----------
+        X, y, sample_weight, **fit_params
+            As in :meth:`fit`.
+        classes : None
+            Unused: skorch's ``partial_fit`` signature (its metadata routing
+            declares it), kept so that routing works in pipelines.
 
         Returns
         -------
         self : NeuralRegressor
         """
+        if classes is not None:
+            raise ValueError(f"{type(self).__name__} has no classes; pass classes=None")
         fit_params.pop("_routing_method", None)
         return self._fit(X, y, sample_weight, fit_params, reset=not self.initialized_,
                          routing="partial_fit")
@@ -1368,6 +1404,17 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         tags.input_tags.allow_nan = False
         tags.target_tags.multi_output = True
         return tags
+
+
+def _softmax(y_pred):
+    return torch.softmax(y_pred, dim=-1)
+
+
+def _weights_of(batch):
+    """``{"sample_weight": ...}`` for a weighted batch, else nothing, so that a
+    ``get_loss`` overridden with skorch's signature still works unweighted."""
+    weights = getattr(batch, "sample_weight", None)
+    return {} if weights is None else {"sample_weight": weights}
 
 
 def full_precision(out):

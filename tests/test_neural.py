@@ -607,3 +607,14 @@ def test_half_precision_outputs_train_and_predict_in_float32(rng):
     assert proba.dtype == np.float64 and clf.score(X, y) > 0.9
     reg = _reg(module=_HalfPrecisionOutput, module__in_features=3, module__out_features=1)
     assert reg.fit(X, X[:, :1]).score(X, X[:, :1]) > 0.9
+
+
+def test_nllloss_gets_log_probabilities_of_skmms_network(rng):
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    nll = _clf(criterion=torch.nn.NLLLoss, max_epochs=20).fit(X, y)
+    cross_entropy = _clf(max_epochs=20).fit(X, y)
+    proba = nll.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (proba >= 0).all() and nll.score(X, y) > 0.9
+    np.testing.assert_allclose(proba, cross_entropy.predict_proba(X), atol=1e-5)  # same loss
