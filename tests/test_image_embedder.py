@@ -882,7 +882,10 @@ def test_batched_jpeg_decoding_gives_pillows_pixels():
         np.testing.assert_array_equal(got.permute(1, 2, 0).numpy(), want, str(orientation))
 
 
-def test_torchvision_decoder_embeds_as_pillow_and_falls_back_to_it(tmp_path, pattern):
+@pytest.mark.parametrize("num_workers", [0, 2])  # decoded in this thread, or in threads
+def test_torchvision_decoder_embeds_as_pillow_and_falls_back_to_it(
+    tmp_path, pattern, num_workers
+):
     jpegs = _oriented_jpegs()
     gray = _encode(pattern.convert("L"), "JPEG")
     cmyk = _encode(pattern.convert("CMYK"), "JPEG")
@@ -891,7 +894,8 @@ def test_torchvision_decoder_embeds_as_pillow_and_falls_back_to_it(tmp_path, pat
     path.write_bytes(jpegs[5])
     cells = [*jpegs, gray, cmyk, png, str(path), pattern]
     pillow = _embedder(decoder="pillow", batch_size=4).fit(cells)
-    torchvision = _embedder(decoder="torchvision", batch_size=4).fit(cells)
+    torchvision = _embedder(decoder="torchvision", batch_size=4, num_workers=num_workers)
+    torchvision.fit(cells)
     np.testing.assert_array_equal(torchvision.transform(cells), pillow.transform(cells))
 
 
