@@ -206,37 +206,37 @@ class EncodedJpeg:
         return (height, width) if self.orientation >= 5 else (width, height)
 
 
-def peek_jpeg(value, *, max_pixels=None):
+def peek_jpeg(value):
     """``value`` as an :class:`EncodedJpeg` if it is a colour JPEG path or bytes.
 
-    Only the headers are parsed (by Pillow, with the same size limit as
-    :func:`read_image`); None for anything else (other formats, grayscale
-    or CMYK JPEGs, PIL images, arrays, unreadable cells), which
-    :func:`read_image` then reads or explains.
+    Only the headers are parsed (by Pillow, which refuses images over its
+    decompression-bomb limit as :func:`read_image` does); None for anything
+    else (other formats, grayscale or CMYK JPEGs, PIL images, arrays,
+    unreadable cells), which :func:`read_image` then reads or explains.
     """
     from PIL import Image
 
     if isinstance(value, (str, os.PathLike)):
         try:
             with open(value, "rb") as handle:
-                data = handle.read()
+                data = handle.read(3)
+                if data != _JPEG_START:
+                    return None  # another format: not read twice
+                data += handle.read()
         except OSError:
             return None
     elif isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
     else:
         return None
-    if data[:3] != b"\xff\xd8\xff" or data[-64:].rstrip(b"\0")[-2:] != b"\xff\xd9":
+    if data[:3] != _JPEG_START or data[-64:].rstrip(b"\0")[-2:] != b"\xff\xd9":
         return None  # not a JPEG, or no end marker: truncated (Pillow says so)
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
         with img:
-            limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-            if img.format != "JPEG" or img.mode != "RGB" or (
-                limit is not None and img.size[0] * img.size[1] > limit
-            ):
+            if img.format != "JPEG" or img.mode != "RGB":
                 return None
             orientation = img.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 - read_image gives the cause
@@ -244,6 +244,9 @@ def peek_jpeg(value, *, max_pixels=None):
     if orientation not in range(1, 9):
         orientation = 1
     return EncodedJpeg(value, data, int(orientation), img.size)
+
+
+_JPEG_START = b"\xff\xd8\xff"
 
 
 def orient(pixels, orientation):

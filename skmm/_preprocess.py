@@ -104,22 +104,24 @@ class Preprocessing:
         """
         import torch
 
-        height, width = self.size
-        out = torch.zeros((len(images), height, width, 3), dtype=torch.uint8, device=device)
         groups = {}
         for i, image in enumerate(images):
-            if image is None:
-                continue
-            if isinstance(image, np.ndarray):
-                image = torch.from_numpy(image).permute(2, 0, 1)
-            groups.setdefault(tuple(image.shape), []).append((i, image))
-        for members in groups.values():
-            pixels = torch.stack([image for _, image in members]).to(device)
-            resized = self.resize_image(pixels).permute(0, 2, 3, 1)
-            if len(members) == len(images):
-                return resized.contiguous()
+            if image is not None:
+                if isinstance(image, np.ndarray):
+                    image = torch.from_numpy(image).permute(2, 0, 1)
+                groups.setdefault(tuple(image.shape), []).append((i, image))
+        resized = {
+            shape: self.resize_image(torch.stack([im for _, im in members]).to(device))
+            .permute(0, 2, 3, 1)
+            for shape, members in groups.items()
+        }
+        if len(groups) == 1 and len(next(iter(groups.values()))) == len(images):
+            return next(iter(resized.values())).contiguous()  # one size, no gap
+        height, width = self.size
+        out = torch.zeros((len(images), height, width, 3), dtype=torch.uint8, device=device)
+        for shape, members in groups.items():
             for k, (i, _) in enumerate(members):  # no index tensor: no GPU sync
-                out[i] = resized[k]
+                out[i] = resized[shape][k]
         return out
 
     def as_dict(self):

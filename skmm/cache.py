@@ -456,9 +456,8 @@ class EmbeddingCache:
                     raise
                 conn.execute("COMMIT")
             except store.errors as exc:
-                if isinstance(store, _PostgresStore):
-                    self._conn = None  # a broken session is not reused
-                    _close_quietly(conn)
+                self._conn = None  # reconnect next time: a broken session is not reused
+                _close_quietly(conn)
                 raise store.error(exc, self.timeout) from None
 
     @staticmethod

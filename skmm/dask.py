@@ -130,12 +130,16 @@ def _column(data, column):
     return data
 
 
-def _fitted(embedder, meta):
+def _is_fitted(embedder):
     try:
         check_is_fitted(embedder)
-        return embedder
     except NotFittedError:
-        return clone(embedder).fit(meta)
+        return False
+    return True
+
+
+def _fitted(embedder, meta):
+    return embedder if _is_fitted(embedder) else clone(embedder).fit(meta)
 
 
 def _share(embedder):
@@ -153,14 +157,12 @@ def _share(embedder):
 
 def _on_worker(embedder, meta):
     """The embedder this worker runs: ``embedder`` if fitted, else its own fit (once)."""
-    try:
-        check_is_fitted(embedder)
-        fitted = embedder
-    except NotFittedError:
+    fitted = embedder
+    if not _is_fitted(embedder):
         with _WORKER_LOCK:
-            fitted = _WORKER_FITS.get(embedder)
-            if fitted is None:
-                fitted = _WORKER_FITS[embedder] = clone(embedder).fit(meta)
+            if embedder not in _WORKER_FITS:
+                _WORKER_FITS[embedder] = _fitted(embedder, meta)
+            fitted = _WORKER_FITS[embedder]
     device = getattr(fitted, "device_", None)
     if getattr(fitted, "num_workers", 0) is None and getattr(device, "type", None) == "cpu":
         fitted.set_params(num_workers=0)  # this worker's copy

@@ -1092,7 +1092,7 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         """
         index = self.predict_proba(X).argmax(axis=1)
         classes = getattr(self, "classes_", None)
-        if classes is None and self.classes is not None:
+        if classes is None and self.classes is not None and len(self.classes):
             classes = np.asarray(self.classes)
         if isinstance(X, InMemoryDataset) or classes is None:
             return index  # (a net initialized and loaded, not fit: as skorch, indices)
@@ -1108,8 +1108,8 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
                 y_pred = torch.log_softmax(y_pred, dim=-1)
             else:
                 y_pred = torch.log(y_pred + torch.finfo(y_pred.dtype).eps)
-        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        return super().get_loss(y_pred, y_true, X=X, training=training, **kwargs)
+        return super().get_loss(y_pred, y_true, X=X, training=training,
+                                sample_weight=sample_weight)
 
     def _get_predict_nonlinearity(self):
         # skmm's networks output logits whatever the criterion: softmax them
