@@ -19,15 +19,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from skmm._multimodal_data import (
-    FrameEncoder,
-    ImageLoader,
-    MultimodalDataset,
-    default_augment,
-    prefetch,
-)
+from skmm._multimodal_data import MultimodalDataset, prefetch
 from skmm._text_towers import PAD_ID, TEXT_TOWERS, TextVocabulary, build_text_tower
 from skmm.datasets import load_fashion
+from skmm.modality import ImageModality
 
 BATCH = 64
 
@@ -62,12 +57,15 @@ def bench_text_encoding(X):
           f"row by row {slow * 1e3:.1f} ms, speed-up x{slow / fast:.1f}")
 
 
+def image_dataset(X, y=None):
+    """A fresh image modality (an empty cache) and its dataset, augmenting."""
+    image = ImageModality(image_size=64).fit(X, "image", name="image")
+    return MultimodalDataset({"image": image}, {"image": image.encode(X)}, len(X), y,
+                             augment=True, random_state=0), image.loader_
+
+
 def image_epochs(X, n_epochs):
-    encoder = FrameEncoder(image="image").fit(X)
-    dataset = MultimodalDataset(
-        encoder.encode(X), image_loader=ImageLoader(size=64), augment=default_augment,
-        random_state=0,
-    )
+    dataset, loader = image_dataset(X)
     times = []
     for _ in range(n_epochs):
         start = time.perf_counter()
@@ -75,7 +73,7 @@ def image_epochs(X, n_epochs):
                                  collate_fn=dataset.collate):
             pass
         times.append(time.perf_counter() - start)
-    return times, dataset.image_loader
+    return times, loader
 
 
 def bench_image_cache(X):
@@ -95,14 +93,9 @@ def small_net():
 
 
 def bench_prefetch(X, y):
-    encoder = FrameEncoder(image="image").fit(X)
-
     def epoch(use_prefetch):
         # A fresh loader each time: every epoch measured decodes every photo.
-        dataset = MultimodalDataset(
-            encoder.encode(X), y, image_loader=ImageLoader(size=64), augment=default_augment,
-            random_state=0,
-        )
+        dataset, _ = image_dataset(X, y)
         torch.manual_seed(0)
         model = small_net()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01)

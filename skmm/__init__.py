@@ -22,6 +22,9 @@ _LAZY = {
     "NeuralRegressor": "skmm.neural",
     "MultimodalNetClassifier": "skmm.multimodal_net",
     "MultimodalNetRegressor": "skmm.multimodal_net",
+    "ImageModality": "skmm.modality",
+    "TextModality": "skmm.modality",
+    "TabularModality": "skmm.modality",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

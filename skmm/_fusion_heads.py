@@ -3,8 +3,10 @@
 ``ModalityFusion`` is the late-fusion layer shared by every network that sees
 the modalities separately: each modality's vector goes through its own
 encoder to a common width, then the encoded modalities are fused into one
-vector. ``MLPNet`` and ``FusionNet`` are the modules that
-``NeuralClassifier`` and ``NeuralRegressor`` build in ``fit``.
+vector. ``MultimodalNet`` is the
+network of the end-to-end estimators: one tower per modality, the fusion, an
+MLP head. ``FusionNet`` is the same with identity towers, and with ``MLPNet``
+is what ``NeuralClassifier`` and ``NeuralRegressor`` build in ``fit``.
 
 This module imports torch at import time; ``import skmm`` never loads it.
 """
@@ -228,8 +230,74 @@ class MLPNet(nn.Module):
         return self.mlp(X)
 
 
-class FusionNet(nn.Module):
-    """The default network on separate modalities: ``ModalityFusion`` then an MLP.
+class MultimodalNet(nn.Module):
+    """Towers by modality, ``ModalityFusion``, then an MLP head.
+
+    Parameters
+    ----------
+    towers : dict of str to nn.Module
+        One tower per modality, by name, called with the modality's part of
+        the batch as keyword arguments (e.g. ``tower(pixels=..., missing=...)``)
+        and returning ``(N, tower_dims[name])``.
+    tower_dims : dict of str to int
+        Output width of each tower.
+    n_outputs : int
+        Logits of a classifier, or targets of a regressor.
+    frozen : iterable of str, default=()
+        Towers whose weights are not trained (their missing embedding still
+        is) and that stay in eval mode (batch-norm statistics kept).
+    fusion, fusion_width, hidden_units, activation, dropout, batch_norm, n_heads
+        As in :class:`ModalityFusion` and :func:`make_mlp`.
+    """
+
+    def __init__(self, towers, tower_dims, n_outputs, *, frozen=(), fusion="concat",
+                 fusion_width=128, hidden_units=(128,), activation="relu", dropout=0.0,
+                 batch_norm=False, n_heads=4):
+        super().__init__()
+        self.names = list(towers)
+        # by position: a modality may be named anything, "train" included
+        self.towers = nn.ModuleList(towers.values())
+        self.frozen = tuple(name for name in self.names if name in set(frozen))
+        for name in self.frozen:
+            for pname, param in self.tower(name).named_parameters():
+                # the learned "missing" vector stays trainable: it is not pretrained
+                if pname.rsplit(".", 1)[-1] != "missing":
+                    param.requires_grad_(False)
+        self.fusion = ModalityFusion({name: int(tower_dims[name]) for name in self.names},
+                                     fusion=fusion, width=fusion_width, dropout=dropout,
+                                     activation=activation, n_heads=n_heads)
+        self.head = make_mlp(self.fusion.out_dim, hidden_units, n_outputs,
+                             activation=activation, dropout=dropout, batch_norm=batch_norm)
+        self.train()  # frozen towers to eval mode from the start
+
+    def tower(self, name):
+        """The tower of the modality ``name``."""
+        return self.towers[self.names.index(name)]
+
+    def train(self, mode=True):
+        super().train(mode)
+        for name in self.frozen:
+            self.tower(name).train(False)
+        return self
+
+    def encode(self, **inputs):
+        """The output of each tower, by modality."""
+        out = {}
+        for name, tower in zip(self.names, self.towers, strict=True):
+            if name not in inputs:
+                raise KeyError(f"the batch has no {name!r} part; the network needs {self.names}")
+            part = inputs[name]
+            out[name] = tower(**part) if isinstance(part, dict) else tower(part)
+        return out
+
+    def forward(self, **inputs):
+        encoded = self.encode(**inputs)
+        return self.head(self.fusion({k: v.float() for k, v in encoded.items()}))
+
+
+class FusionNet(MultimodalNet):
+    """The default network on separate modalities of frozen features: the
+    end-to-end network with identity towers, i.e. ``ModalityFusion`` then an MLP.
 
     Called as skorch calls a module on dict input, ``net(**{name: tensor})``.
     """
@@ -237,13 +305,7 @@ class FusionNet(nn.Module):
     def __init__(self, input_dims, n_outputs, fusion="concat", fusion_width=128,
                  hidden_units=(256,), activation="relu", dropout=0.0, batch_norm=False,
                  n_heads=4):
-        super().__init__()
-        self.fusion = ModalityFusion(input_dims, fusion=fusion, width=fusion_width,
-                                     dropout=dropout, activation=activation,
-                                     n_heads=n_heads)
-        self.head = make_mlp(self.fusion.out_dim, hidden_units, n_outputs,
-                             activation=activation, dropout=dropout,
-                             batch_norm=batch_norm)
-
-    def forward(self, **inputs):
-        return self.head(self.fusion(inputs))
+        super().__init__({name: nn.Identity() for name in input_dims}, input_dims, n_outputs,
+                         fusion=fusion, fusion_width=fusion_width, hidden_units=hidden_units,
+                         activation=activation, dropout=dropout, batch_norm=batch_norm,
+                         n_heads=n_heads)

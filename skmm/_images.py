@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 
+from ._validation import is_missing
+
 _OPEN_LOCK = threading.Lock()
 
 
@@ -41,14 +43,10 @@ def read_image(value, *, max_pixels=None):
         _check_pixels(value.size, limit)
         return _to_rgb(ImageOps.exif_transpose(value))
     if isinstance(value, (str, os.PathLike)):
-        path = os.fspath(value)
-        if not os.path.exists(path):
-            raise ImageReadError("file not found")
-        if os.path.isdir(path):
-            raise ImageReadError("path is a directory, not an image file")
-        if os.path.getsize(path) == 0:
-            raise ImageReadError("file is empty (0 bytes)")
-        source = path
+        problem = cheap_problem(value)
+        if problem is not None:
+            raise ImageReadError(problem)
+        source = os.fspath(value)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         if len(value) == 0:
             raise ImageReadError("empty bytes (0 bytes)")
@@ -85,6 +83,21 @@ def read_image(value, *, max_pixels=None):
         raise ImageReadError("not an image file Pillow can identify (corrupt?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"corrupt or truncated image: {exc}") from None
+
+
+def cheap_problem(value):
+    """Why the cell ``value`` cannot be an image, found without reading it
+    (a missing value, a path that is not a non-empty file), or None."""
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if not os.path.exists(path):
+            return "file not found"
+        if os.path.isdir(path):
+            return "path is a directory, not an image file"
+        if os.path.getsize(path) == 0:
+            return "file is empty (0 bytes)"
+        return None
+    return "missing value" if is_missing(value) else None
 
 
 # Formats whose files Pillow opens only with a plugin, or never: by their first bytes.

@@ -2,58 +2,45 @@
 
 The pieces, in the order the data flows:
 
-- :class:`FrameEncoder` is fit on the *training* DataFrame (text vocabulary,
-  tabular scalers and categories) and encodes any DataFrame once, vectorised,
-  into an :class:`EncodedFrame`: text ids and lengths, tabular numeric values
-  and codes, and the raw image cells.
-- :class:`MultimodalDataset` indexes an encoded frame. ``dataset[i]`` is just
-  ``i``; its :meth:`~MultimodalDataset.collate` turns a list of row positions
-  into one batch, decoding the images (through an :class:`ImageLoader` with a
-  bounded LRU cache, so each photo is decoded once across epochs) and
-  augmenting them when training. Use it as
+- the fitted modalities (:mod:`skmm.modality`) encode a DataFrame once,
+  vectorised: text ids and lengths, tabular numeric values and codes, image
+  cells with their content keys.
+- :class:`MultimodalDataset` indexes the encoded parts. ``dataset[i]`` is just
+  ``i``; its :meth:`~MultimodalDataset.collate` asks each modality for its part
+  of a batch of rows: images are decoded through an :class:`ImageLoader`
+  (a bounded :class:`LRUCache` keyed by content, so each photo is decoded once
+  across epochs) and augmented when training. Use it as
   ``DataLoader(dataset, batch_size=..., shuffle=..., collate_fn=dataset.collate)``;
   ``torch.utils.data.Subset`` of it works too (skorch's validation split).
 - :func:`prefetch` runs a batch iterator in a background thread, so that the
   next batches are decoded while the model trains on the current one (image
   decoding and resizing in Pillow, and torch ops, release the GIL).
 - :func:`drop_modalities` sets whole modalities of random rows to missing
-  (modality dropout); every tower has a learned embedding for missing rows.
+  (modality dropout); every tower has a learned vector for missing rows.
 
-A batch is ``(X, y)``; ``X`` has one entry per modality present::
+A batch is ``(X, y)``; ``X`` has one entry per modality, by its name, e.g.::
 
-    {"text":    {"ids": LongTensor (B, L), "lengths": LongTensor (B,)},
-     "tabular": {"numeric": FloatTensor (B, 2 * n_numeric), "codes": LongTensor (B, n_cat)},
-     "image":   {"pixels": FloatTensor (B, 3, S, S), "missing": BoolTensor (B,)}}
+    {"title": {"ids": LongTensor (B, L), "lengths": LongTensor (B,)},
+     "attributes": {"numeric": FloatTensor (B, 2 * n_numeric), "codes": LongTensor (B, n_cat)},
+     "front": {"pixels": FloatTensor (B, 3, S, S), "missing": BoolTensor (B,)}}
 
 and ``y`` is a tensor of the batch's targets, or None without targets.
-
-The image part is deliberately small: a square resize and a normalisation with
-per-channel ``mean`` and ``std``. Backbones with their own preprocessing pass
-their own ``decode`` function and statistics to :class:`ImageLoader`.
 """
 
 import math
-import os
 import queue
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._images import ImageReadError
+from ._images import ImageReadError, cheap_problem
 from ._neural_data import Batch
 from ._preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, read_cell
-from ._tabular import TabularPreprocessor, infer_tabular_columns, missing_tabular_like
-from ._text_input import clean_texts
-from ._text_towers import TextVocabulary, empty_text_like
-from ._validation import cell_error, did_you_mean, is_missing, warn
+from ._validation import cell_error, is_missing, warn
 from .cache import content_key
-
-MODALITIES = ("image", "text", "tabular")
-
 
 # ---------------------------------------------------------------- image cache
 
@@ -294,7 +281,7 @@ class ImageLoader:
         bad = np.zeros(len(values), dtype=bool)
         first = None
         for i, value in enumerate(values):
-            cause = _cheap_image_problem(value)
+            cause = cheap_problem(value)
             if cause is not None:
                 bad[i] = True
                 self._reported.add(row_labels[i])
@@ -335,20 +322,6 @@ class ImageLoader:
         self.__dict__.update(state)
         if self.decode is None:
             self.decode = self._decode
-
-
-def _cheap_image_problem(value):
-    if is_missing(value):
-        return "missing value"
-    if isinstance(value, (str, os.PathLike)):
-        path = os.fspath(value)
-        if not os.path.exists(path):
-            return "file not found"
-        if os.path.isdir(path):
-            return "path is a directory, not an image file"
-        if os.path.getsize(path) == 0:
-            return "file is empty (0 bytes)"
-    return None
 
 
 class WithMissingEmbedding(nn.Module):
@@ -403,162 +376,28 @@ def default_augment(images, generator=None):
     return torch.stack(out)
 
 
-# ---------------------------------------------------------------- encoding
-
-
-@dataclass
-class EncodedFrame:
-    """A DataFrame encoded for the towers (see :meth:`FrameEncoder.encode`)."""
-
-    n_rows: int
-    row_labels: object
-    text_ids: torch.Tensor = None
-    text_lengths: torch.Tensor = None
-    numeric: torch.Tensor = None
-    codes: torch.Tensor = None
-    images: np.ndarray = None
-
-
-class FrameEncoder:
-    """Learn from the training DataFrame how to encode each modality.
-
-    Parameters
-    ----------
-    image : str or None, default=None
-        The image column (paths, bytes, PIL images or arrays).
-    text : str, list of str or None, default=None
-        The text column; several columns are joined with spaces, missing
-        parts skipped.
-    tabular : list of str or None, default=None
-        Tabular columns; numeric and boolean dtypes are scaled, the others are
-        categorical (see :func:`~skmm._tabular.infer_tabular_columns`).
-    vocabulary : TextVocabulary or None, default=None
-        Unfitted vocabulary to fit on the text column (default
-        ``TextVocabulary()``).
-    tabular_options : dict or None, default=None
-        Extra keyword arguments of :class:`~skmm._tabular.TabularPreprocessor`
-        (``min_frequency``, ``max_categories``).
-
-    Attributes
-    ----------
-    modalities_ : list of str
-        The modalities present, among "image", "text", "tabular".
-    vocabulary_ : TextVocabulary
-        The fitted vocabulary (with text).
-    tabular_ : TabularPreprocessor
-        The fitted preprocessor (with tabular columns).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> X = pd.DataFrame({"title": ["red shirt", None], "price": [1.0, 2.0]})
-    >>> encoder = FrameEncoder(text="title", tabular=["price"]).fit(X)
-    >>> encoded = encoder.encode(X)
-    >>> encoded.text_ids.tolist(), encoded.numeric.shape
-    ([[3, 4], [2, 0]], torch.Size([2, 2]))
-    """
-
-    def __init__(self, *, image=None, text=None, tabular=None, vocabulary=None,
-                 tabular_options=None):
-        self.image = image
-        self.text = text
-        self.tabular = tabular
-        self.vocabulary = vocabulary
-        self.tabular_options = tabular_options
-
-    def _text_columns(self):
-        if self.text is None:
-            return []
-        return [self.text] if isinstance(self.text, str) else list(self.text)
-
-    def _check_frame(self, X):
-        if not hasattr(X, "columns"):
-            raise TypeError(
-                f"Expected a pandas DataFrame with the columns of each modality, got "
-                f"{type(X).__name__}."
-            )
-        columns = ([self.image] if self.image is not None else []) + self._text_columns()
-        columns += list(self.tabular or [])
-        for column in columns:
-            if column not in X.columns:
-                raise KeyError(
-                    f"column {column!r} is not in the DataFrame (its columns: "
-                    f"{list(X.columns)[:20]})." + did_you_mean(column, X.columns)
-                )
-
-    def fit(self, X):
-        """Fit the text vocabulary and the tabular preprocessor on ``X`` (training rows)."""
-        self._check_frame(X)
-        self.modalities_ = []
-        if self.image is not None:
-            self.modalities_.append("image")
-        if self.text is not None:
-            self.vocabulary_ = self.vocabulary if self.vocabulary is not None else TextVocabulary()
-            self.vocabulary_.fit(self._texts(X))
-            self.modalities_.append("text")
-        if self.tabular:
-            numeric, categorical = infer_tabular_columns(X, self.tabular)
-            self.tabular_ = TabularPreprocessor(
-                numeric, categorical, **(self.tabular_options or {})
-            ).fit(X)
-            self.modalities_.append("tabular")
-        if not self.modalities_:
-            raise ValueError("FrameEncoder needs at least one of image, text or tabular columns")
-        return self
-
-    def _texts(self, X):
-        """The text of each row: its text columns' cleaned cells, joined.
-
-        Cells go through the same policy as ``TextEmbedder``'s
-        (:func:`~skmm._text_input.clean_texts`): bytes are decoded as UTF-8,
-        and a cell that is not text raises an error naming it; missing and
-        blank cells are skipped, and a row with no text is None (missing).
-        """
-        cleaned = [
-            clean_texts(X[column].to_numpy(dtype=object), column, X.index)[0]
-            for column in self._text_columns()
-        ]
-        texts = np.empty(len(X), dtype=object)
-        texts[:] = [" ".join(part for part in row if part) or None
-                    for row in zip(*cleaned, strict=True)]
-        return texts
-
-    def encode(self, X):
-        """Encode the rows of ``X`` (text and tabular at once, images kept as cells)."""
-        if not hasattr(self, "modalities_"):
-            raise RuntimeError("This FrameEncoder is not fitted yet; call fit(X) first.")
-        self._check_frame(X)
-        encoded = EncodedFrame(n_rows=len(X), row_labels=X.index)
-        if "text" in self.modalities_:
-            encoded.text_ids, encoded.text_lengths = self.vocabulary_.encode(self._texts(X))
-        if "tabular" in self.modalities_:
-            encoded.numeric, encoded.codes = self.tabular_.transform(X)
-        if "image" in self.modalities_:
-            encoded.images = X[self.image].to_numpy(dtype=object)
-        return encoded
-
-
 # ---------------------------------------------------------------- dataset
 
 
 class MultimodalDataset(torch.utils.data.Dataset):
-    """Rows of an :class:`EncodedFrame`, batched by :meth:`collate`.
+    """Rows of a DataFrame encoded by fitted modalities, batched by :meth:`collate`.
 
     ``dataset[i]`` returns ``i``: the work happens per batch in
-    :meth:`collate` (vectorised slicing of the text and tabular tensors, image
-    decoding through the loader's cache, augmentation).
+    :meth:`collate`, where each modality builds its part of the batch
+    (vectorised slicing of text and tabular tensors, image decoding through
+    the modality's bounded cache, augmentation).
 
     Parameters
     ----------
-    encoded : EncodedFrame
+    modalities : dict of str to fitted modality
+        By name, in the order of the network's towers (see :mod:`skmm.modality`).
+    encoded : dict of str to encoded part
+        Each modality's ``encode(X)``.
+    n_rows : int
     y : array-like of shape (n_rows,) or None, default=None
         Targets, already encoded (class indices, or float values).
-    image_loader : ImageLoader or None, default=None
-        Required when the frame has images.
-    augment : callable or None, default=None
-        ``augment(images, generator) -> images`` on float images in [0, 1]
-        (B, 3, H, W), applied before normalisation (e.g.
-        :func:`default_augment`). None for evaluation.
+    augment : bool, default=False
+        Hand the modalities an augmentation generator (training batches).
     sample_weight : array-like of shape (n_rows,) or None, default=None
         Per-row loss weights; a batch then carries those of its rows as
         ``batch.sample_weight``.
@@ -570,40 +409,35 @@ class MultimodalDataset(torch.utils.data.Dataset):
     Examples
     --------
     >>> import pandas as pd
+    >>> from skmm.modality import TextModality
     >>> X = pd.DataFrame({"title": ["red shirt", "blue jeans", "red jeans"]})
-    >>> encoder = FrameEncoder(text="title").fit(X)
-    >>> dataset = MultimodalDataset(encoder.encode(X), y=[0, 1, 0])
+    >>> text = TextModality().fit(X, "title", name="title")
+    >>> dataset = MultimodalDataset({"title": text}, {"title": text.encode(X)}, 3, y=[0, 1, 0])
     >>> loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=dataset.collate)
     >>> batch, y = next(iter(loader))
-    >>> batch["text"]["ids"].shape, y.tolist()
+    >>> batch["title"]["ids"].shape, y.tolist()
     (torch.Size([2, 2]), [0, 1])
     """
 
-    def __init__(self, encoded, y=None, *, image_loader=None, augment=None, random_state=None,
-                 sample_weight=None):
-        if encoded.images is not None and image_loader is None:
-            raise ValueError("the frame has an image column: pass an image_loader")
+    def __init__(self, modalities, encoded, n_rows, y=None, *, augment=False,
+                 random_state=None, sample_weight=None):
+        self.modalities = modalities
         self.encoded = encoded
+        self.n_rows = int(n_rows)
         self.y = None if y is None else torch.as_tensor(np.asarray(y))
-        if self.y is not None and len(self.y) != encoded.n_rows:
-            raise ValueError(f"y has {len(self.y)} rows, the frame {encoded.n_rows}")
+        if self.y is not None and len(self.y) != self.n_rows:
+            raise ValueError(f"y has {len(self.y)} rows, the frame {self.n_rows}")
         self.sample_weight = (
             None if sample_weight is None
             else torch.as_tensor(np.asarray(sample_weight, dtype=np.float32))
         )
-        self.image_loader = image_loader
         self.augment = augment
         self.random_state = random_state
         self._generator = None
         self._generator_owner = None
-        if encoded.images is not None:
-            # keyed by what is decoded (a file's bytes, an array's or image's
-            # pixels), never by row position or path: the fitted loader's cache
-            # outlives fit, and other rows, or an edited file, must not hit it
-            self._cache_keys = [content_key(v, strings="path") for v in encoded.images]
 
     def __len__(self):
-        return self.encoded.n_rows
+        return self.n_rows
 
     def __getitem__(self, index):
         return index
@@ -624,31 +458,12 @@ class MultimodalDataset(torch.utils.data.Dataset):
         return self._generator
 
     def collate(self, indices):
-        """Build the batch ``(X, y)`` of the rows at ``indices`` (see the module doc)."""
+        """Build the batch ``(X, y)`` of the rows at ``indices``: ``X`` maps each
+        modality's name to its part (a dict of tensors)."""
         index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        encoded = self.encoded
-        X = {}
-        if encoded.text_ids is not None:
-            lengths = encoded.text_lengths[index]
-            width = max(int(lengths.max()), 1) if len(index) else 1
-            X["text"] = {"ids": encoded.text_ids[index, :width], "lengths": lengths}
-        if encoded.numeric is not None:
-            X["tabular"] = {"numeric": encoded.numeric[index], "codes": encoded.codes[index]}
-        if encoded.images is not None:
-            positions = index.tolist()
-            labels = encoded.row_labels
-            pixels, missing = self.image_loader.load(
-                [encoded.images[i] for i in positions],
-                [self._cache_keys[i] for i in positions],
-                [labels[i] for i in positions] if labels is not None else positions,
-            )
-            images = pixels.float().div_(255.0)
-            if self.augment is not None:
-                images = self.augment(images, self.generator())
-            X["image"] = {
-                "pixels": self.image_loader.normalize(images, missing),
-                "missing": missing,
-            }
+        generator = self.generator() if self.augment else None
+        X = {name: modality.batch(self.encoded[name], index, generator)
+             for name, modality in self.modalities.items()}
         y = None if self.y is None else self.y[index]
         batch = Batch((X, y))
         if self.sample_weight is not None:
@@ -656,15 +471,16 @@ class MultimodalDataset(torch.utils.data.Dataset):
         return batch
 
 
-def drop_modalities(X, p, *, generator=None):
+def drop_modalities(X, p, modalities, *, generator=None):
     """Set each modality of each row of the batch ``X`` to missing with probability ``p``.
 
     Modality dropout: the model learns to predict when a modality is absent
     at predict time. A row never loses all of its modalities (one, drawn at
     random, is kept), so a batch of a single modality is returned as it is.
-    Returns a new batch; ``X`` is left as it is.
+    ``modalities`` maps names to the fitted modalities, which mark their
+    rows missing. Returns a new batch; ``X`` is left as it is.
     """
-    names = [name for name in MODALITIES if name in X]
+    names = [name for name in modalities if name in X]
     if len(names) < 2 or p <= 0:
         return X
     n = _batch_size(X)
@@ -674,24 +490,8 @@ def drop_modalities(X, p, *, generator=None):
     dropped[everything, keep[everything]] = False
     out = dict(X)
     for j, name in enumerate(names):
-        rows = dropped[:, j]
-        if not rows.any():
-            continue
-        part = X[name]
-        if name == "text":
-            rows = rows.to(part["ids"].device)
-            ids, lengths = empty_text_like(part["ids"], part["lengths"], rows)
-            out[name] = {"ids": ids, "lengths": lengths}
-        elif name == "tabular":
-            numeric, codes = missing_tabular_like(
-                part["numeric"], part["codes"], rows.to(part["numeric"].device)
-            )
-            out[name] = {"numeric": numeric, "codes": codes}
-        else:
-            rows = rows.to(part["pixels"].device)
-            pixels = part["pixels"].clone()
-            pixels[rows] = 0.0
-            out[name] = {"pixels": pixels, "missing": part["missing"] | rows}
+        if dropped[:, j].any():
+            out[name] = modalities[name].drop(X[name], dropped[:, j])
     return out
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._images import ImageReadError, read_image
+from ._images import ImageReadError, cheap_problem, read_image
 from ._preprocess import (
     INTERPOLATIONS,
     RESIZES,
@@ -854,11 +854,9 @@ def _amp_dtype(precision, device):
 def _check_cells_fast(values, column, rows, fix):
     """Fail in milliseconds, not after minutes of embedding, on missing cells and files."""
     for i, value in enumerate(values):
-        is_path = isinstance(value, (str, os.PathLike))  # never a missing value
-        if not is_path and is_missing(value):
-            raise ValueError(cell_error(column, rows[i], value, "missing value", fix))
-        if is_path and not os.path.exists(value):
-            raise ValueError(cell_error(column, rows[i], value, "file not found", fix))
+        problem = cheap_problem(value)
+        if problem is not None:
+            raise ValueError(cell_error(column, rows[i], value, problem, fix))
 
 
 def _progress(total, verbose):

@@ -10,37 +10,18 @@ tower and a tabular tower jointly, fused by the same ``ModalityFusion`` as
 
 import copy
 import numbers
-import os
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 
-from ._backbones import build_image_encoder, parse_backbone, preprocessing
-from ._e2e_net import MultimodalNet
-from ._multimodal_data import (
-    MODALITIES,
-    FrameEncoder,
-    ImageLoader,
-    MultimodalDataset,
-    WithMissingEmbedding,
-    default_augment,
-    drop_modalities,
-    prefetch,
-)
+from ._fusion_heads import MultimodalNet
+from ._multimodal_data import MultimodalDataset, drop_modalities, prefetch
 from ._neural_data import resolve_device
-from ._tabular import TabularTower
-from ._text_towers import (
-    TEXT_TOWERS,
-    PretrainedTextTower,
-    PretrainedTokenizer,
-    TextVocabulary,
-    build_text_tower,
-    is_pretrained_text_tower,
-    load_pretrained_text,
-)
 from ._validation import did_you_mean
+from .modality import ImageModality, TabularModality, TextModality, _Modality
 from .neural import (
     NeuralClassifier,
     NeuralRegressor,
@@ -75,89 +56,149 @@ def _is_internal(X):
     return isinstance(_base_dataset(X), MultimodalDataset)
 
 
+def _check_names(names):
+    """Modality names as ColumnTransformer checks its transformers' names."""
+    for name in names:
+        if not isinstance(name, str) or not name or "__" in name:
+            raise ValueError(
+                f"modality names must be non-empty strings without '__' (that separates "
+                f"nested parameters, as in modalities__title__tower), got {name!r}"
+            )
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"modality names must be unique; {name!r} appears twice")
+        seen.add(name)
+
+
+# The shorthand image=/text=/tabular= and the modality parameters they set.
+_SHORTHAND = {
+    "image": ("image", {"backbone": "image_tower", "weights": "image_weights",
+                        "image_size": "image_size", "augment": "augment",
+                        "on_error": "on_error", "cache_bytes": "cache_bytes"}),
+    "text": ("text", {"tower": "text_tower", "max_length": "text_max_length"}),
+    "tabular": ("tabular", {}),
+}
+_MODALITY_CLASSES = {"image": ImageModality, "text": TextModality, "tabular": TabularModality}
+
+
 class _MultimodalNetMixin:
     """What the end-to-end estimators change in the neural estimators: a
-    DataFrame in, towers built from it, batches decoded on the fly."""
+    DataFrame in, one fitted modality per column group, towers built from
+    them, batches decoded on the fly."""
 
     # -- parameters ----------------------------------------------------------
 
-    def _columns(self):
-        """``(image, text, tabular)`` column specs, checked."""
+    def _modality_specs(self):
+        """``[(name, unfitted modality, columns)]``, from ``modalities`` or the
+        ``image=``/``text=``/``tabular=`` shorthand, checked."""
         name = type(self).__name__
-        image, text, tabular = self.image, self.text, self.tabular
-        if image is not None and not isinstance(image, str):
-            raise ValueError(f"image must be one column name (a str) or None, got {image!r}")
-        if text is not None and not (
-            isinstance(text, str)
-            or (isinstance(text, (list, tuple)) and text and all(isinstance(c, str) for c in text))
-        ):
-            raise ValueError(f"text must be a column name, a list of them or None, got {text!r}")
-        if isinstance(tabular, str):
-            tabular = [tabular]
-        if tabular is not None and not (
-            isinstance(tabular, (list, tuple)) and all(isinstance(c, str) for c in tabular)
-        ):
-            raise ValueError(f"tabular must be a list of column names or None, got {tabular!r}")
-        if image is None and text is None and not tabular:
+        shorthand = {m: getattr(self, m) for m in _SHORTHAND if getattr(self, m) is not None}
+        if self.modalities is not None:
+            if shorthand:
+                raise ValueError(
+                    f"{name} takes either modalities=[...] or the shorthand image=, text= "
+                    f"and tabular=, not both (got modalities and {sorted(shorthand)})."
+                )
+            specs = self.modalities
+            if not isinstance(specs, (list, tuple)) or not all(
+                isinstance(spec, tuple) and len(spec) == 3 for spec in specs
+            ):
+                raise ValueError(
+                    "modalities must be a list of (name, modality, columns) tuples, e.g. "
+                    "[('front', ImageModality(), 'front_photo'), ('title', TextModality(), "
+                    f"'title')], got {specs!r}"
+                )
+            for modality_name, modality, _ in specs:
+                if not isinstance(modality, _Modality):
+                    raise TypeError(
+                        f"modality {modality_name!r}: expected an ImageModality, "
+                        f"TextModality or TabularModality, got {modality!r}"
+                    )
+            _check_names([spec[0] for spec in specs])
+            return list(specs)
+        if not shorthand:
             raise ValueError(
-                f"{name} needs at least one modality: pass image='column', "
-                "text='column' and/or tabular=['col', ...]"
+                f"{name} needs at least one modality: pass image='column', text='column' "
+                "and/or tabular=['col', ...], or modalities=[(name, modality, columns), ...]"
             )
-        return image, text, list(tabular) if tabular else None
+        specs = []
+        for kind, columns in shorthand.items():
+            _, params = _SHORTHAND[kind]
+            modality = _MODALITY_CLASSES[kind](
+                **{key: getattr(self, attr) for key, attr in params.items()}
+            )
+            specs.append((kind, modality, columns))
+        return specs
 
-    def _image_statistics(self):
-        """The mean and std the image tower's weights expect."""
-        prep = preprocessing(self.image_tower, self.image_weights)
-        return {"mean": prep.mean, "std": prep.std}
+    def get_params(self, deep=True, **kwargs):
+        """Parameters, with each modality's as ``modalities__<name>__<param>``."""
+        params = super().get_params(deep=deep, **kwargs)
+        if deep and isinstance(self.modalities, (list, tuple)):
+            for spec in self.modalities:
+                if isinstance(spec, tuple) and len(spec) == 3 and hasattr(spec[1], "get_params"):
+                    params[f"modalities__{spec[0]}"] = spec[1]
+                    for key, value in spec[1].get_params(deep=True).items():
+                        params[f"modalities__{spec[0]}__{key}"] = value
+        return params
 
-    def _check_e2e_params(self):
-        try:
-            parse_backbone(self.image_tower)
-        except ValueError as exc:
-            raise ValueError(f"image_tower: {exc}") from None
-        tower = self.text_tower
-        typo = (isinstance(tower, str) and tower not in TEXT_TOWERS
-                and not os.path.isdir(tower) and did_you_mean(tower, TEXT_TOWERS))
-        if typo or not (tower in TEXT_TOWERS or is_pretrained_text_tower(tower)):
-            # a near miss of a built-in name is a typo, not a model to look for
-            raise ValueError(
-                f"text_tower={tower!r} is not one of the built-in towers {TEXT_TOWERS}, nor "
-                "the name or directory of a sentence-transformers model." + (typo or "")
-            )
-        if self.text_max_length is not None and not (
-            isinstance(self.text_max_length, numbers.Integral) and self.text_max_length >= 1
-        ):
-            raise ValueError(
-                f"text_max_length must be None or an int >= 1, got {self.text_max_length!r}"
-            )
-        if not (isinstance(self.image_size, numbers.Integral) and self.image_size >= 8):
-            raise ValueError(f"image_size must be an int >= 8, got {self.image_size!r}")
+    def set_params(self, **params):
+        """Set parameters; ``modalities__<name>`` replaces a modality and
+        ``modalities__<name>__<param>`` sets one of its parameters."""
+        nested = {key: params.pop(key) for key in list(params)
+                  if key.startswith("modalities__")}
+        if "modalities" in params:
+            self.modalities = params.pop("modalities")
+        super().set_params(**params)
+        for key, value in nested.items():
+            name, _, param = key[len("modalities__"):].partition("__")
+            specs = list(self.modalities) if self.modalities is not None else []
+            names = [spec[0] for spec in specs]
+            if name not in names:
+                raise ValueError(
+                    f"{key}: no modality named {name!r}; the modalities are {names}"
+                    + (did_you_mean(name, names) if names else
+                       " (use the modalities=[...] parameter to name modalities; with the "
+                       "shorthand, set image_tower=, text_tower=, ... directly)")
+                )
+            k = names.index(name)
+            if param:
+                specs[k][1].set_params(**{param: value})
+            else:
+                specs[k] = (name, value, specs[k][2])
+                self.modalities = specs
+        return self
+
+    def _check_e2e_params(self, specs):
+        by_name = {name: modality for name, modality, _ in specs}
+        for name, modality in by_name.items():
+            try:
+                modality._check_params(name)
+            except ValueError as exc:
+                if self.modalities is None:  # say which shorthand parameter it was
+                    params = _SHORTHAND[name][1]
+                    exc.args = (f"{exc} (set by {', '.join(params.values())})",) + exc.args[1:]
+                raise
         if not (isinstance(self.modality_dropout, numbers.Real)
                 and 0 <= self.modality_dropout < 1):
             raise ValueError(
                 f"modality_dropout must be in [0, 1), got {self.modality_dropout!r}"
             )
-        if not isinstance(self.augment, (bool, np.bool_)):
-            raise ValueError(f"augment must be True or False, got {self.augment!r}")
-        if self.on_error not in ("raise", "zero"):
-            raise ValueError(f"on_error must be 'raise' or 'zero', got {self.on_error!r}")
         if not (isinstance(self.num_workers, numbers.Integral) and self.num_workers >= 0):
             raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
-
-    def _frozen_towers(self, modalities):
         freeze = self.freeze
         if isinstance(freeze, (bool, np.bool_)):
-            return list(modalities) if freeze else []
+            return list(by_name) if freeze else []
         if isinstance(freeze, dict):
             for key, value in freeze.items():
-                if key not in MODALITIES:
+                if key not in by_name:
                     raise ValueError(
                         f"freeze has the key {key!r}; its keys are modalities among "
-                        f"{MODALITIES}." + did_you_mean(str(key), MODALITIES)
+                        f"{list(by_name)}." + did_you_mean(str(key), list(by_name))
                     )
                 if not isinstance(value, (bool, np.bool_)):
                     raise ValueError(f"freeze[{key!r}] must be True or False, got {value!r}")
-            return [m for m in modalities if freeze.get(m, False)]
+            return [name for name in by_name if freeze.get(name, False)]
         raise ValueError(
             "freeze must be True, False or a dict {modality: bool} such as "
             f"{{'image': True}}, got {freeze!r}"
@@ -165,42 +206,39 @@ class _MultimodalNetMixin:
 
     # -- fit -----------------------------------------------------------------
 
-    def _check_frame(self, X):
-        if _is_internal(X):
-            return X
+    def _encode(self, X):
+        """Each fitted modality's encoding of the DataFrame ``X``."""
         if not hasattr(X, "columns") or not hasattr(X, "iloc"):
             raise TypeError(
-                f"{type(self).__name__} takes a pandas DataFrame with the columns named by "
-                f"image=, text= and tabular=, got {type(X).__name__}."
+                f"{type(self).__name__} takes a pandas DataFrame with the columns of its "
+                f"modalities, got {type(X).__name__}."
             )
-        return X
+        encoded = {}
+        for name, modality in self.named_modalities_.items():
+            modality._check_columns(X, modality.columns_, name)
+            encoded[name] = modality.encode(X)
+        return encoded
 
     def _fit(self, X, y, sample_weight, fit_params, *, reset, routing, classes=None):
         name = type(self).__name__
         self._check_params()
-        self._check_e2e_params()
-        image, text, tabular = self._columns()
-        X = self._check_frame(X)
+        specs = self._modality_specs()
+        frozen = self._check_e2e_params(specs)
         if _is_internal(X):
             raise TypeError(f"{name}.fit takes a DataFrame, not an internal dataset.")
         if reset or "device_" not in self.__dict__:
             self.device_ = resolve_device(self.device)
         if reset:
-            encoder = FrameEncoder(image=image, text=text, tabular=tabular,
-                                   vocabulary=self._text_vocabulary(text))
-            self.encoder_ = encoder.fit(X)
-            self.modalities_ = list(self.encoder_.modalities_)
+            if not hasattr(X, "columns"):
+                self._encode(X)  # the error for anything but a DataFrame
+            self.named_modalities_ = {
+                modality_name: clone(modality).fit(X, columns, name=modality_name)
+                for modality_name, modality, columns in specs
+            }
+            self.modalities_ = list(self.named_modalities_)
             self.n_features_in_ = X.shape[1]
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-            self.frozen_ = self._frozen_towers(self.modalities_)
-            self.image_loader_ = (
-                ImageLoader(size=int(self.image_size), on_error=self.on_error,
-                            cache_bytes=self.cache_bytes, column=image,
-                            **self._image_statistics())
-                if image is not None else None
-            )
-        if image is not None:
-            self.image_loader_.check(X[image].to_numpy(dtype=object), X.index)
+            self.frozen_ = frozen
         y_internal, y_split = self._check_y(y, len(X), reset=reset, classes=classes)
         weights = self._training_weights(
             self._check_sample_weight(sample_weight, len(X)), y_internal
@@ -209,9 +247,8 @@ class _MultimodalNetMixin:
         self._split_seed = None if seed is None else seed % (2**31 - 1)
         self._fit_seed = seed
         dataset = MultimodalDataset(
-            self.encoder_.encode(X), y_internal, image_loader=self.image_loader_,
-            augment=default_augment if self.augment else None, random_state=seed,
-            sample_weight=weights,
+            self.named_modalities_, self._encode(X), len(X), y_internal, augment=True,
+            random_state=seed, sample_weight=weights,
         )
         try:
             with self._device_resolved(), _seeded(seed, self.device_):
@@ -232,63 +269,24 @@ class _MultimodalNetMixin:
                 )
         finally:
             del dataset
-            for attr in ("_loader_generator", "_dropout_generator", "_pretrained_text"):
+            for attr in ("_loader_generator", "_dropout_generator"):
                 self.__dict__.pop(attr, None)
             self._release_device_memory()
         return self
 
-    def _text_vocabulary(self, text):
-        """The unfitted text encoding: a vocabulary of the training rows for the
-        built-in towers, the model's own tokenizer for a pretrained one."""
-        self.__dict__.pop("text_model_path_", None)
-        if text is None:
-            return None
-        if not is_pretrained_text_tower(self.text_tower):
-            return TextVocabulary(
-                max_length=64 if self.text_max_length is None else int(self.text_max_length)
-            )
-        network, tokenizer, max_length, source = load_pretrained_text(
-            self.text_tower, self.text_max_length
-        )
-        # copied by initialize_module, dropped after fit; not a skorch-registered module
-        self.__dict__["_pretrained_text"] = network
-        self.text_model_path_ = source
-        return PretrainedTokenizer(tokenizer, max_length)
-
     # -- network -------------------------------------------------------------
 
     def initialize_module(self):
-        """Build the towers, the fusion and the head for the columns seen in fit."""
-        if "encoder_" not in self.__dict__:
+        """Build the towers, the fusion and the head for the modalities seen in fit."""
+        if "named_modalities_" not in self.__dict__:
             raise ValueError(
                 f"{type(self).__name__} builds its network from the data: call fit(X, y) "
                 "rather than initialize()."
             )
         seed = getattr(self, "_fit_seed", None)
         towers, dims = {}, {}
-        if "image" in self.modalities_:
-            module, dim = build_image_encoder(
-                copy.deepcopy(self.image_tower) if isinstance(self.image_tower, torch.nn.Module)
-                else self.image_tower,
-                weights=self.image_weights, random_state=seed, image_size=int(self.image_size),
-            )
-            towers["image"], dims["image"] = WithMissingEmbedding(module.train(), dim), dim
-        if "text" in self.modalities_:
-            vocabulary = self.encoder_.vocabulary_
-            if isinstance(vocabulary, PretrainedTokenizer):
-                network = getattr(self, "_pretrained_text", None)
-                if network is None:  # re-initialised outside fit
-                    network = load_pretrained_text(self.text_tower, vocabulary.max_length)[0]
-                tower = PretrainedTextTower(copy.deepcopy(network))
-                towers["text"], dims["text"] = tower, tower.out_dim
-            else:
-                towers["text"], dims["text"] = build_text_tower(
-                    self.text_tower, vocabulary.vocab_size_, max_length=vocabulary.max_length
-                )
-        if "tabular" in self.modalities_:
-            prep = self.encoder_.tabular_
-            tower = TabularTower(prep.n_numeric_, prep.cardinalities_)
-            towers["tabular"], dims["tabular"] = tower, tower.out_dim
+        for name, modality in self.named_modalities_.items():
+            towers[name], dims[name] = modality.build_tower(random_state=seed)
         kwargs = dict(
             towers=towers, tower_dims=dims, n_outputs=self._n_network_outputs(),
             frozen=self.frozen_, fusion=self.fusion, fusion_width=self.fusion_width,
@@ -305,19 +303,8 @@ class _MultimodalNetMixin:
 
     def _to_device(self, x):
         """A batch ``{modality: {name: tensor}}`` on the net's device."""
-        cuda = self._device_type == "cuda"
-        x = {
-            name: {
-                key: value.to(self.device_, non_blocking=cuda)
-                for key, value in part.items()
-            }
-            for name, part in x.items()
-        }
-        if cuda and "image" in x:
-            x["image"]["pixels"] = x["image"]["pixels"].contiguous(
-                memory_format=torch.channels_last
-            )
-        return x
+        return {name: self.named_modalities_[name].to_device(part, self.device_)
+                for name, part in x.items()}
 
     def _fusion_inputs(self, x):
         """What the fusion sees for a batch: each tower's output."""
@@ -328,7 +315,7 @@ class _MultimodalNetMixin:
         """Run the network on one batch ``{modality: {name: tensor}}``."""
         x = self._to_device(x)
         if self.module_.training and self.modality_dropout > 0:
-            x = drop_modalities(x, self.modality_dropout,
+            x = drop_modalities(x, self.modality_dropout, self.named_modalities_,
                                 generator=getattr(self, "_dropout_generator", None))
         with self._autocast():
             out = self.module_(**x, **fit_params)
@@ -341,8 +328,7 @@ class _MultimodalNetMixin:
         if _is_internal(X):
             return X
         check_is_fitted(self)
-        X = self._check_frame(X)
-        return MultimodalDataset(self.encoder_.encode(X), image_loader=self.image_loader_)
+        return MultimodalDataset(self.named_modalities_, self._encode(X), len(X))
 
     def get_split_datasets(self, X, y=None, **fit_params):
         """Training and validation datasets (the validation rows without augmentation)."""
@@ -414,13 +400,24 @@ class _MultimodalNetMixin:
 
 _PARAMS_DOC = """
     image : str or None, default=None
-        The image column (file paths, bytes, PIL images or arrays).
+        Shorthand: an image column (file paths, bytes, PIL images or arrays),
+        the modality ``("image", ImageModality(...), image)`` built from the
+        ``image_*`` parameters below.
     text : str, list of str or None, default=None
-        The text column; several columns are joined with spaces.
+        Shorthand: the text column(s) of a ``TextModality`` named "text";
+        several columns are joined with spaces.
     tabular : list of str or None, default=None
-        Tabular columns: numeric and boolean ones are standardised (with a
-        missing-value indicator), the others are categories with learned
-        embeddings (unknown and missing categories get codes of their own).
+        Shorthand: the columns of a ``TabularModality`` named "tabular":
+        numeric and boolean ones are standardised (with a missing-value
+        indicator), the others are categories with learned embeddings.
+    modalities : list of (name, modality, columns) tuples or None, default=None
+        Any number of modalities, each a tower of the network, e.g.
+        ``[("front", ImageModality(), "front_photo"), ("back", ImageModality(),
+        "back_photo"), ("title", TextModality(tower="gru"), "title"),
+        ("attributes", TabularModality(), ["colour", "price"])]`` (see
+        :mod:`skmm.modality`). Instead of the shorthand, whose parameters then
+        do nothing. A modality's parameters are reachable as
+        ``modalities__<name>__<param>`` (e.g. in GridSearchCV).
     image_tower : str or nn.Module, default="simple_cnn"
         The image backbone, named as in ``ImageEmbedder`` (a torchvision
         model, ``"timm/<name>"``, ``"simple_cnn"``) or a module.
@@ -451,8 +448,8 @@ _PARAMS_DOC = """
         built-in towers, the model's ``max_seq_length`` for a pretrained one.
     freeze : bool or dict of str to bool, default=False
         Towers whose weights are not trained: True freezes every tower, a
-        dict such as ``{"image": True}`` chooses by modality (useful with
-        pretrained ``image_weights``). Searchable with GridSearchCV.
+        dict such as ``{"image": True}`` chooses by modality name (useful
+        with pretrained weights). Searchable with GridSearchCV.
     modality_dropout : float, default=0.0
         During training, each modality of each row is replaced by its missing
         embedding with this probability (a row keeps at least one), so the
@@ -525,19 +522,17 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
     classes_ : ndarray of shape (n_classes,)
     module_ : MultimodalNet
         The trained network (``module_.towers``, ``module_.fusion``, ``module_.head``).
-    encoder_ : FrameEncoder
-        The text vocabulary and tabular preprocessing learned in fit.
+    named_modalities_ : dict of str to modality
+        The fitted modalities by name (text vocabulary, tabular scalers and
+        categories, image statistics: learned from the training rows).
     modalities_ : list of str
-        The modalities, among "image", "text", "tabular".
+        The modality names, in the order of the towers.
     n_features_in_ : int
         Number of columns of the DataFrame seen in fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Its column names.
     frozen_ : list of str
         The towers that were not trained.
-    text_model_path_ : str
-        Where the pretrained text model was loaded from (pretrained
-        ``text_tower`` only).
     history_ : skorch.History
     device_ : str
 
@@ -566,6 +561,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         text=None,
         tabular=None,
         *,
+        modalities=None,
         image_tower="simple_cnn",
         image_weights=None,
         image_size=64,
@@ -611,6 +607,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         self.image = image
         self.text = text
         self.tabular = tabular
+        self.modalities = modalities
         self.image_tower = image_tower
         self.image_weights = image_weights
         self.image_size = image_size
@@ -723,7 +720,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
     Attributes
     ----------
     module_ : MultimodalNet
-    encoder_ : FrameEncoder
+    named_modalities_ : dict of str to modality
     modalities_ : list of str
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -755,6 +752,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
         text=None,
         tabular=None,
         *,
+        modalities=None,
         image_tower="simple_cnn",
         image_weights=None,
         image_size=64,
@@ -799,6 +797,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
         self.image = image
         self.text = text
         self.tabular = tabular
+        self.modalities = modalities
         self.image_tower = image_tower
         self.image_weights = image_weights
         self.image_size = image_size

@@ -1,4 +1,4 @@
-"""Data pipeline of end-to-end training: encoding, batches, image cache, augmentation."""
+"""Data pipeline of end-to-end training: modalities, batches, image cache, augmentation."""
 
 import pickle
 import threading
@@ -11,7 +11,6 @@ from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
 from skmm._multimodal_data import (
-    FrameEncoder,
     ImageLoader,
     LRUCache,
     MultimodalDataset,
@@ -24,6 +23,7 @@ from skmm._tabular import MISSING_CODE, UNKNOWN_CODE
 from skmm._text_towers import EMPTY_ID, PAD_ID, UNK_ID
 from skmm.cache import content_key
 from skmm.datasets import load_fashion
+from skmm.modality import ImageModality, TabularModality, TextModality
 
 
 def half_image(path, left, right, size=12):
@@ -50,20 +50,32 @@ def frame(tmp_path):
     }, index=[f"p{i}" for i in range(n)])
 
 
+def fit_modalities(frame, specs=None, **image_params):
+    """Fitted modalities by name, from ``(name, modality, columns)`` specs."""
+    if specs is None:
+        specs = [("image", ImageModality(image_size=8, **image_params), "photo"),
+                 ("text", TextModality(), "title"),
+                 ("tabular", TabularModality(), ["gender", "price"])]
+    return {name: modality.fit(frame, columns, name=name) for name, modality, columns in specs}
+
+
+def dataset_of(modalities, frame, y=None, **kwargs):
+    encoded = {name: modality.encode(frame) for name, modality in modalities.items()}
+    return MultimodalDataset(modalities, encoded, len(frame), y, **kwargs)
+
+
 def make_dataset(frame, y=None, **kwargs):
-    encoder = FrameEncoder(image="photo", text="title", tabular=["gender", "price"]).fit(frame)
-    loader = ImageLoader(size=8, column="photo")
-    return MultimodalDataset(encoder.encode(frame), y, image_loader=loader, **kwargs), encoder
+    modalities = fit_modalities(frame)
+    return dataset_of(modalities, frame, y, **kwargs), modalities
 
 
 # ------------------------------------------------------------------ encoder and batches
 
 
 def test_collate_builds_every_modality(frame):
-    dataset, encoder = make_dataset(frame, y=np.arange(len(frame)))
-    assert encoder.modalities_ == ["image", "text", "tabular"]
+    dataset, modalities = make_dataset(frame, y=np.arange(len(frame)))
     X, y = dataset.collate([3, 0, 5])
-    assert set(X) == {"image", "text", "tabular"}
+    assert list(X) == ["image", "text", "tabular"]
     assert X["text"]["ids"].dtype == torch.long and X["text"]["ids"].shape[0] == 3
     assert X["text"]["lengths"].tolist() == [2, 2, 3]
     assert X["text"]["ids"].shape[1] == 3  # trimmed to the batch's longest text
@@ -72,7 +84,8 @@ def test_collate_builds_every_modality(frame):
     assert X["image"]["pixels"].dtype == torch.float32
     assert X["image"]["missing"].tolist() == [False] * 3
     assert y.tolist() == [3, 0, 5]
-    # Normalised with the loader's statistics: the blue right half is the same in all rows.
+    # Normalised with the statistics of the tower's weights (ImageNet's): the blue
+    # right half is the same in all rows.
     blue = (200 / 255 - 0.406) / 0.225
     assert torch.allclose(X["image"]["pixels"][:, 2, :, -1], torch.tensor(blue), atol=0.02)
 
@@ -90,7 +103,7 @@ def test_dataloader_subset_and_shuffle(frame):
 
 
 def test_dataloader_worker_processes(frame):
-    dataset, _ = make_dataset(frame, augment=default_augment)
+    dataset, _ = make_dataset(frame, augment=True)
     batches = [
         [X["image"]["pixels"] for X, _ in DataLoader(
             dataset, batch_size=6, num_workers=2, collate_fn=dataset.collate,
@@ -105,76 +118,77 @@ def test_dataloader_worker_processes(frame):
     assert not torch.equal(batches[0][0], batches[0][1])
 
 
-def test_encoder_fit_on_training_rows_only(frame):
+def test_modalities_fit_on_training_rows_only(frame):
     train, test = frame.iloc[:12].copy(), frame.iloc[12:].copy()
     test.loc[test.index[0], "title"] = "velvet jeans"
     test.loc[test.index[1], "gender"] = "Unisex"
-    encoder = FrameEncoder(text="title", tabular=["gender", "price"]).fit(train)
-    encoded = encoder.encode(test)
-    assert encoded.text_ids[0, 0] == UNK_ID
-    assert encoded.codes[1, 0] == UNKNOWN_CODE
-    np.testing.assert_allclose(encoder.tabular_.mean_, [train.price.mean()])
-    assert "velvet" not in encoder.vocabulary_.vocab_
+    text = TextModality().fit(train, "title", name="text")
+    tabular = TabularModality().fit(train, ["gender", "price"], name="tabular")
+    assert text.encode(test).ids[0, 0] == UNK_ID
+    assert tabular.encode(test).codes[1, 0] == UNKNOWN_CODE
+    np.testing.assert_allclose(tabular.preprocessor_.mean_, [train.price.mean()])
+    assert "velvet" not in text.vocabulary_.vocab_
 
 
-def test_encoder_missing_values(frame):
+def test_modalities_missing_values(frame):
     frame = frame.astype({"title": object})
     frame.loc["p1", ["title", "gender", "price"]] = [None, None, np.nan]
-    encoder = FrameEncoder(text="title", tabular=["gender", "price"]).fit(frame)
-    X, _ = MultimodalDataset(encoder.encode(frame)).collate([1])
+    modalities = fit_modalities(frame, [("text", TextModality(), "title"),
+                                        ("tabular", TabularModality(), ["gender", "price"])])
+    X, _ = dataset_of(modalities, frame).collate([1])
     assert X["text"]["ids"].tolist() == [[EMPTY_ID]]
     assert X["tabular"]["codes"].tolist() == [[MISSING_CODE]]
     assert X["tabular"]["numeric"].tolist() == [[0.0, 1.0]]
 
 
-def test_encoder_joins_text_columns():
+def test_text_modality_joins_its_columns():
     X = pd.DataFrame({"a": ["red", None, None], "b": ["shirt", "jeans", None]})
-    encoder = FrameEncoder(text=["a", "b"]).fit(X)
-    ids = encoder.encode(X).text_ids
-    vocab = encoder.vocabulary_.vocab_
+    text = TextModality().fit(X, ["a", "b"], name="text")
+    ids = text.encode(X).ids
+    vocab = text.vocabulary_.vocab_
     assert ids.tolist() == [
         [vocab["red"], vocab["shirt"]], [vocab["jeans"], PAD_ID], [EMPTY_ID, PAD_ID],
     ]
 
 
-def test_encoder_errors():
+def test_modality_errors_name_the_modality_and_column():
     X = pd.DataFrame({"title": ["a"], "price": [1.0]})
-    with pytest.raises(KeyError, match="Did you mean 'title'"):
-        FrameEncoder(text="titel").fit(X)
+    with pytest.raises(KeyError, match="column 'titel' of modality 'name'.*Did you mean 'title'"):
+        TextModality().fit(X, "titel", name="name")
     with pytest.raises(TypeError, match="DataFrame"):
-        FrameEncoder(text="title").fit(["a"])
-    with pytest.raises(ValueError, match="at least one"):
-        FrameEncoder().fit(X)
-    with pytest.raises(RuntimeError, match="not fitted"):
-        FrameEncoder(text="title").encode(X)
-    encoded = FrameEncoder(image="title").fit(X).encode(X)
-    with pytest.raises(ValueError, match="image_loader"):
-        MultimodalDataset(encoded)
+        TextModality().fit(["a"], "title", name="text")
+    with pytest.raises(ValueError, match="modality 'front': ImageModality reads one column"):
+        ImageModality().fit(X, ["title", "price"], name="front")
+    with pytest.raises(ValueError, match="modality 'text': columns must be"):
+        TextModality().fit(X, [], name="text")
+    with pytest.raises(ValueError, match="modality 'text': tower='lsmt'.*Did you mean 'lstm'"):
+        TextModality(tower="lsmt").fit(X, "title", name="text")
+    with pytest.raises(ValueError, match="modality 'photo': image_size must be an int >= 8"):
+        ImageModality(image_size=4).fit(X, "title", name="photo")
+    text = TextModality().fit(X, "title", name="text")
     with pytest.raises(ValueError, match="y has 2 rows"):
-        MultimodalDataset(FrameEncoder(text="title").fit(X).encode(X), y=[0, 1])
+        dataset_of({"text": text}, X, y=[0, 1])
 
 
-def test_encoder_pickles(frame):
-    dataset, encoder = make_dataset(frame)
+def test_fitted_modalities_pickle_without_their_decoded_images(frame):
+    dataset, modalities = make_dataset(frame)
     dataset.collate(range(4))
-    again = pickle.loads(pickle.dumps(encoder))
-    assert torch.equal(again.encode(frame).text_ids, encoder.encode(frame).text_ids)
-    loader = pickle.loads(pickle.dumps(dataset.image_loader))
-    assert len(loader.cache) == 0 and len(dataset.image_loader.cache) == 4
+    again = pickle.loads(pickle.dumps(modalities))
+    assert torch.equal(again["text"].encode(frame).ids, modalities["text"].encode(frame).ids)
+    loader = again["image"].loader_
+    assert len(loader.cache) == 0 and len(modalities["image"].loader_.cache) == 4
     assert loader.load(frame.photo[:2].tolist())[0].shape == (2, 3, 8, 8)
 
 
 def test_bundled_fashion_rows():
     X, _ = load_fashion(return_X_y=True)
     X = X.iloc[:16]
-    encoder = FrameEncoder(
-        image="image", text="title", tabular=["gender", "baseColour", "year", "usage"]
-    ).fit(X)
-    assert encoder.tabular_.numeric_columns_ == ["year"]
-    dataset = MultimodalDataset(
-        encoder.encode(X), image_loader=ImageLoader(size=32), augment=default_augment,
-        random_state=0,
-    )
+    modalities = fit_modalities(X, [
+        ("image", ImageModality(image_size=32), "image"), ("text", TextModality(), "title"),
+        ("tabular", TabularModality(), ["gender", "baseColour", "year", "usage"]),
+    ])
+    assert modalities["tabular"].preprocessor_.numeric_columns_ == ["year"]
+    dataset = dataset_of(modalities, X, augment=True, random_state=0)
     batch, y = dataset.collate(range(16))
     assert y is None
     assert batch["image"]["pixels"].shape == (16, 3, 32, 32)
@@ -187,11 +201,11 @@ def test_bundled_fashion_rows():
 
 
 def test_cache_decodes_each_image_once_across_epochs(frame):
-    dataset, _ = make_dataset(frame)
+    dataset, modalities = make_dataset(frame)
     for _ in range(3):
         list(DataLoader(dataset, batch_size=7, shuffle=True, collate_fn=dataset.collate))
-    assert dataset.image_loader.n_decoded == len(frame)
-    assert dataset.image_loader.cache.hits == 2 * len(frame)
+    assert modalities["image"].loader_.n_decoded == len(frame)
+    assert modalities["image"].loader_.cache.hits == 2 * len(frame)
 
 
 def test_cache_is_bounded(frame):
@@ -252,12 +266,14 @@ def test_image_errors_as_missing(frame, tmp_path):
     frame.loc["p1", "photo"] = None
     frame.loc["p2", "photo"] = str(broken)
     frame.loc["p3", "photo"] = str(tmp_path / "nowhere.jpg")
-    encoder = FrameEncoder(image="photo").fit(frame)
-    loader = ImageLoader(size=8, on_error="zero", column="photo")
     with pytest.warns(UserWarning, match=r"2 of 24 images .*row 'p1': missing value"):
-        bad = loader.check(frame.photo.tolist(), frame.index)
+        modalities = fit_modalities(
+            frame, [("image", ImageModality(image_size=8, on_error="zero"), "photo")]
+        )
+    with pytest.warns(UserWarning):
+        bad = ImageLoader(on_error="zero").check(frame.photo.tolist(), frame.index)
     assert np.flatnonzero(bad).tolist() == [1, 3]  # the corrupt file needs decoding
-    dataset = MultimodalDataset(encoder.encode(frame), image_loader=loader)
+    dataset = dataset_of(modalities, frame)
     with pytest.warns(UserWarning, match=r"1 image of column 'photo' .*row 'p2'") as record:
         X, _ = dataset.collate([0, 1, 2, 3])
     assert len(record) == 1  # rows reported by check() are not reported again
@@ -333,7 +349,7 @@ def test_default_augment_crops_and_flips_each_image_on_its_own():
 
 def test_augmentation_is_deterministic_with_a_seed(frame):
     pixels = [
-        make_dataset(frame, augment=default_augment, random_state=seed)[0].collate(range(8))[0][
+        make_dataset(frame, augment=True, random_state=seed)[0].collate(range(8))[0][
             "image"]["pixels"]
         for seed in (0, 0, 1)
     ]
@@ -347,9 +363,9 @@ def test_augmentation_is_deterministic_with_a_seed(frame):
 
 
 def test_drop_modalities(frame):
-    dataset, _ = make_dataset(frame)
+    dataset, modalities = make_dataset(frame)
     X, _ = dataset.collate(range(24))
-    dropped = drop_modalities(X, 0.5, generator=torch.Generator().manual_seed(0))
+    dropped = drop_modalities(X, 0.5, modalities, generator=torch.Generator().manual_seed(0))
     text_gone = dropped["text"]["ids"][:, 0] == EMPTY_ID
     tab_gone = (dropped["tabular"]["codes"][:, 0] == MISSING_CODE) & (
         dropped["tabular"]["numeric"][:, 1] == 1.0
@@ -362,8 +378,8 @@ def test_drop_modalities(frame):
     # Rows kept are unchanged, and so is the input batch.
     assert torch.equal(dropped["text"]["ids"][~text_gone], X["text"]["ids"][~text_gone])
     assert not X["image"]["missing"].any() and (X["text"]["ids"][:, 0] != EMPTY_ID).all()
-    assert drop_modalities(X, 0.0) is X
-    assert drop_modalities({"text": X["text"]}, 0.9)["text"] is X["text"]
+    assert drop_modalities(X, 0.0, modalities) is X
+    assert drop_modalities({"text": X["text"]}, 0.9, modalities)["text"] is X["text"]
 
 
 # ------------------------------------------------------------------ prefetching
@@ -411,13 +427,13 @@ def test_prefetch_raises_producer_errors_and_stops_early():
 
 @pytest.mark.gpu
 def test_augmentation_and_dropout_on_cuda(frame):
-    dataset, _ = make_dataset(frame)
+    dataset, modalities = make_dataset(frame)
     X, _ = dataset.collate(range(8))
-    X = {name: {key: value.cuda() for key, value in part.items()} for name, part in X.items()}
+    X = {name: modalities[name].to_device(part, "cuda") for name, part in X.items()}
     images = X["image"]["pixels"]
     generator = torch.Generator().manual_seed(0)
     assert default_augment(images, generator).device == images.device
-    normalised = dataset.image_loader.normalize(images, X["image"]["missing"])
+    normalised = modalities["image"].loader_.normalize(images, X["image"]["missing"])
     assert normalised.device == images.device
-    dropped = drop_modalities(X, 0.5, generator=generator)
+    dropped = drop_modalities(X, 0.5, modalities, generator=generator)
     assert all(v.is_cuda for part in dropped.values() for v in part.values())

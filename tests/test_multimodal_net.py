@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skmm import MultimodalNetClassifier, MultimodalNetRegressor
+from skmm.modality import ImageModality, TextModality
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +101,98 @@ def test_regressor_learns_a_numeric_target(data):
     assert not hasattr(reg, "predict_proba")
 
 
+# -- any number of modalities -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_of_each(tmp_path_factory):
+    """Two photo columns and two text columns; the label lives in the back photo
+    and the notes (four classes), the front photo and the title are noise."""
+    path = tmp_path_factory.mktemp("two_of_each")
+    front, front_labels = _frame(240, path, seed=1)
+    back, back_labels = _frame(240, path, seed=2)
+    X = pd.DataFrame({"front": front["image"], "back": back["image"],
+                      "title": front["title"], "notes": back["title"]})
+    y = 2 * back_labels["image"] + back_labels["text"]
+    return X, y
+
+
+def _two_of_each_clf(**params):
+    kwargs = dict(
+        modalities=[("front", ImageModality(image_size=16), "front"),
+                    ("back", ImageModality(image_size=16), "back"),
+                    ("title", TextModality(), "title"),
+                    ("notes", TextModality(), "notes")],
+        max_epochs=10, lr=0.01, batch_size=32, random_state=0, fusion_width=32,
+        hidden_units=(32,),
+    )
+    kwargs.update(params)
+    return MultimodalNetClassifier(**kwargs)
+
+
+def test_two_photo_columns_and_two_text_columns_in_one_net(two_of_each):
+    X, y = two_of_each
+    clf = _two_of_each_clf().fit(X[:160], y[:160])
+    assert clf.modalities_ == ["front", "back", "title", "notes"]
+    assert [type(clf.module_.tower(m)).__name__ for m in clf.modalities_] == [
+        "WithMissingEmbedding", "WithMissingEmbedding", "BagTower", "BagTower"]
+    # each column has a tower of its own, fed by its own column
+    assert clf.module_.tower("front") is not clf.module_.tower("back")
+    test = X[160:].reset_index(drop=True)
+    score = clf.score(test, y[160:])
+    assert score > 0.85
+    shuffled = np.random.default_rng(0).permutation(len(test))
+
+    def without(column):
+        damaged = test.copy()
+        damaged[column] = test[column].to_numpy()[shuffled]
+        return clf.score(damaged, y[160:])
+
+    # the columns that carry the label matter, the others do not
+    assert without("back") < score - 0.25 and without("notes") < score - 0.25
+    assert without("front") > score - 0.1 and without("title") > score - 0.1
+
+
+def test_a_modality_parameter_is_searchable_by_its_path(two_of_each):
+    X, y = two_of_each
+    clf = _two_of_each_clf(max_epochs=2)
+    params = clf.get_params()
+    assert params["modalities__notes__tower"] == "bag"
+    assert isinstance(params["modalities__back"], ImageModality)
+    search = GridSearchCV(clf, {"modalities__notes__tower": ["bag", "gru"]}, cv=2)
+    search.fit(X[:64], y[:64])
+    assert list(search.cv_results_["param_modalities__notes__tower"]) == ["bag", "gru"]
+    best = search.best_estimator_
+    kind = type(best.module_.tower("notes")).__name__
+    assert kind == {"bag": "BagTower", "gru": "RNNTower"}[best.modalities[3][1].tower]
+    assert clf.get_params()["modalities__notes__tower"] == "bag"  # the search cloned it
+    clf.set_params(modalities__title=TextModality(tower="cnn"), modalities__front__image_size=8)
+    assert clf.modalities[2][1].tower == "cnn" and clf.modalities[0][1].image_size == 8
+    with pytest.raises(ValueError, match="no modality named 'notse'.*Did you mean 'notes'"):
+        clf.set_params(modalities__notse__tower="gru")
+
+
+def test_modality_specs_are_checked(two_of_each):
+    X, y = two_of_each
+    text = TextModality()
+    bad = [
+        (dict(modalities=[("a__b", text, "title")]), "without '__'"),
+        (dict(modalities=[("t", text, "title"), ("t", text, "notes")]), "'t' appears twice"),
+        (dict(modalities=[("t", text, "title")], text="title"), "not both"),
+        (dict(modalities=[("t", "bag", "title")]), "expected an ImageModality"),
+        (dict(modalities=[("t", text)]), r"list of \(name, modality, columns\) tuples"),
+        (dict(modalities=[("t", text, "titel")]), "column 'titel' of modality 't'"),
+        (dict(modalities=[("t", TextModality(tower="lsmt"), "title")]),
+         "modality 't': tower='lsmt'"),
+        (dict(text="title", text_tower="lsmt"), r"tower='lsmt'.*\(set by text_tower"),
+        (dict(modalities=[("t", text, "title")], freeze={"text": True}),
+         r"freeze has the key 'text'; its keys are modalities among \['t'\]"),
+    ]
+    for params, message in bad:
+        with pytest.raises((ValueError, TypeError, KeyError), match=message):
+            MultimodalNetClassifier(max_epochs=1, **params).fit(X[:8], y[:8])
+
+
 # -- missing modalities -----------------------------------------------------
 
 
@@ -165,17 +258,17 @@ def test_vocabulary_and_scalers_are_learned_from_the_training_rows_only(data):
     test["x"] = test["x"] + 1000.0
     test["colour"] = "leakedcolour"
     clf = _clf(image=None, max_epochs=1).fit(train, labels["text"][:160])
-    vocabulary = clf.encoder_.vocabulary_
+    vocabulary = clf.named_modalities_["text"].vocabulary_
     assert "leakedword" not in vocabulary.vocab_
-    prep = clf.encoder_.tabular_
+    prep = clf.named_modalities_["tabular"].preprocessor_
     np.testing.assert_allclose(prep.mean_[0], train["x"].mean())
     assert "leakedcolour" not in set(np.concatenate(prep.categories_).tolist())
     # predicting on the test rows changes nothing that was learned
     clf.predict(test)
-    assert "leakedword" not in clf.encoder_.vocabulary_.vocab_
+    assert "leakedword" not in clf.named_modalities_["text"].vocabulary_.vocab_
     # and refitting on other rows learns afresh
     clf.fit(test, labels["text"][160:])
-    assert "leakedword" in clf.encoder_.vocabulary_.vocab_
+    assert "leakedword" in clf.named_modalities_["text"].vocabulary_.vocab_
 
 
 # -- sklearn contract -------------------------------------------------------
@@ -215,12 +308,12 @@ def test_frozen_tower_keeps_its_weights(data):
     start = _clf(freeze={"image": True}, max_epochs=1)
     start.max_epochs = 0
     start.fit(X[:64], labels["text"][:64])
-    before = start.module_.towers["image"].module.state_dict()
-    after = clf.module_.towers["image"].module.state_dict()
+    before = start.module_.tower("image").module.state_dict()
+    after = clf.module_.tower("image").module.state_dict()
     for key in before:
         torch.testing.assert_close(before[key], after[key])
     assert clf.frozen_ == ["image"]
-    assert not clf.module_.towers["image"].training
+    assert not clf.module_.tower("image").training
 
 
 def test_clone_params_and_fit_returns_self(data):
@@ -334,7 +427,7 @@ def _text_clf(model, **params):
 
 
 def _encoder_weights(clf):
-    return {k: v.clone() for k, v in clf.module_.towers["text"].network.state_dict().items()}
+    return {k: v.clone() for k, v in clf.module_.tower("text").network.state_dict().items()}
 
 
 def test_pretrained_text_tower_fine_tunes_learns_and_keeps_a_missing_embedding(
@@ -374,12 +467,12 @@ def test_pretrained_text_tower_uses_the_model_tokenizer_and_truncates(
     clf = _text_clf(tiny_sentence_model, text_max_length=4, max_epochs=1).fit(
         X[:32], labels["text"][:32]
     )
-    ids, lengths = clf.encoder_.vocabulary_.encode(
+    ids, lengths = clf.named_modalities_["text"].vocabulary_.encode(
         ["cotton summer alpha beta slim", "unseenword", None]
     )
     assert lengths.tolist() == [4, 3, 1]  # [CLS] + 2 tokens + [SEP]; [CLS] [UNK] [SEP]
     # the model's vocabulary, not one fit on the training rows
-    tokenizer = clf.encoder_.vocabulary_.tokenizer
+    tokenizer = clf.named_modalities_["text"].vocabulary_.tokenizer
     assert ids[1, 1].item() - 3 == tokenizer.unk_token_id
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_allclose(restored.predict_proba(X[:8]), clf.predict_proba(X[:8]))
@@ -399,7 +492,7 @@ def test_all_minilm_fine_tunes_end_to_end_and_pickles_its_weights(tmp_path):
     clf = MultimodalNetClassifier(text="title", text_tower="all-MiniLM-L6-v2",
                                   text_max_length=16, max_epochs=1, batch_size=8,
                                   random_state=0).fit(X, y)
-    assert clf.module_.towers["text"].out_dim == 384
+    assert clf.module_.tower("text").out_dim == 384
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), atol=1e-6)
 
@@ -530,7 +623,8 @@ def test_zero_rows_predict_to_empty_outputs(data):
     reg = MultimodalNetRegressor(text="title", tabular=["x"], max_epochs=1, random_state=0)
     reg.fit(X[:80], X["x"][:80])
     assert reg.predict(X[:0]).shape == (0,)
-    with pytest.raises(KeyError, match="column .title. is not in the DataFrame"):  # checked
+    # the columns are checked even for 0 rows
+    with pytest.raises(KeyError, match="column .title. of modality .text. is not in the DataFrame"):
         clf.predict(X[:0].drop(columns="title"))
 
 
