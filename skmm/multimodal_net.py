@@ -23,10 +23,10 @@ from ._neural_data import resolve_device
 from ._validation import did_you_mean
 from .modality import ImageModality, TabularModality, TextModality, _Modality
 from .neural import (
-    NeuralClassifier,
-    NeuralRegressor,
+    _ClassifierMixin,
+    _NeuralMixin,
+    _RegressorMixin,
     _seeded,
-    as_probabilities,
     full_precision,
 )
 
@@ -262,11 +262,7 @@ class _MultimodalNetMixin:
                     self._dropout_generator.manual_seed(seed + 1)
                 if reset or not self.initialized_:
                     self.initialize()
-                # skorch's partial_fit: the training loop, with KeyboardInterrupt
-                # ending training early and leaving a usable model
-                self._skorch_base.partial_fit(
-                    self, dataset, y_split, _routing_method=routing, **fit_params
-                )
+                self._train(dataset, y_split, routing, fit_params)
         finally:
             del dataset
             for attr in ("_loader_generator", "_dropout_generator"):
@@ -374,19 +370,14 @@ class _MultimodalNetMixin:
             return _Prefetching(loader)
         return loader
 
-    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
-        """The batch loss, weighted by the batch's sample (and class) weights."""
-        if sample_weight is not None:
-            sample_weight = sample_weight.to(self.device_)
-        return super().get_loss(y_pred, y_true, X=X, training=training,
-                                sample_weight=sample_weight)
-
-    def _predict_outputs(self, X):
-        check_is_fitted(self)
+    def _raw_outputs(self, X):
         if not _is_internal(X) and len(X) == 0:
             self.get_dataset(X)  # the same checks of the columns as for any frame
             return np.zeros((0, self._n_network_outputs()), dtype=np.float32)
-        return self._skorch_base.predict_proba(self, X)
+        return super()._raw_outputs(X)
+
+    def _is_internal_data(self, X):
+        return _is_internal(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -495,7 +486,8 @@ _PARAMS_DOC = """
         ``MultimodalNet``, ``optimizer__*`` the optimizer, and so on."""
 
 
-class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
+class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixin,
+                              NeuralNetClassifier):
     __doc__ = (
         """Classifier trained end to end on an image column, text and tabular columns.
 
@@ -651,7 +643,6 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
         self._store_extra_params(kwargs)
 
     module = None
-    _skorch_base = NeuralNetClassifier
 
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Learn the encodings of X's columns and train the network.
@@ -669,41 +660,13 @@ class MultimodalNetClassifier(_MultimodalNetMixin, NeuralClassifier):
 
         Returns
         -------
-        self : MultimodalNetClassifier
+        self : object
+            The fitted estimator.
         """
         return super().fit(X, y, sample_weight=sample_weight, **fit_params)
 
-    def predict_proba(self, X):
-        """Class probabilities, columns in the order of ``classes_``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-        """
-        return as_probabilities(self._predict_outputs(X))
-
-    def predict(self, X):
-        """The most probable class of each row.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-        """
-        index = self.predict_proba(X).argmax(axis=1)
-        if _is_internal(X):
-            return index
-        return self.classes_[index]
-
-
-class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
+class MultimodalNetRegressor(_MultimodalNetMixin, _RegressorMixin, _NeuralMixin,
+                             NeuralNetRegressor):
     __doc__ = (
         """Regressor trained end to end on an image column, text and tabular columns.
 
@@ -840,7 +803,6 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
         self._store_extra_params(kwargs)
 
     module = None
-    _skorch_base = NeuralNetRegressor
 
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Learn the encodings of X's columns and train the network.
@@ -857,24 +819,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, NeuralRegressor):
 
         Returns
         -------
-        self : MultimodalNetRegressor
+        self : object
+            The fitted estimator.
         """
         return super().fit(X, y, sample_weight=sample_weight, **fit_params)
-
-    def predict(self, X):
-        """Predicted targets, in the units of y.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        """
-        out = self._predict_outputs(X)
-        if _is_internal(X):
-            return out
-        out = out.reshape(len(out), self._n_network_outputs()).astype(np.float64)
-        out = out * self.target_scale_ + self.target_mean_
-        return out.ravel() if self.y_ndim_ == 1 else out

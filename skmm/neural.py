@@ -117,6 +117,42 @@ class _NeuralMixin:
 
     __repr__ = BaseEstimator.__repr__
 
+    @property
+    def _default_callbacks(self):
+        return _with_defaults(super()._default_callbacks, self)
+
+    def modality_weights(self, X=None):
+        """The weight of each modality in the learned fusion.
+
+        Parameters
+        ----------
+        X : dict of str to array-like or DataFrame, default=None
+            Needed with ``fusion="attention"`` and ``"gated"``, whose weights
+            depend on the row.
+
+        Returns
+        -------
+        weights : dict of str to float or ndarray of shape (n_samples,)
+            For ``"weighted"``, the softmax weights (summing to 1); for
+            ``"attention"``, each row's attention over the modalities
+            (summing to 1 per row); for ``"gated"``, each row's gates in (0, 1).
+        """
+        return _modality_weights(self, X)
+
+    def _train(self, dataset, y, routing, fit_params):
+        """skorch's training loop (its ``partial_fit``), with KeyboardInterrupt
+        ending training early and leaving a usable model."""
+        return super().partial_fit(dataset, y, _routing_method=routing, **fit_params)
+
+    def _raw_outputs(self, X):
+        """The network's outputs for X, through skorch's batched inference."""
+        return super().predict_proba(X)
+
+    def _is_internal_data(self, X):
+        """True for the estimator's own dataset (outputs stay in its internal
+        target space: class indices, scaled targets)."""
+        return isinstance(X, InMemoryDataset)
+
     def _store_extra_params(self, kwargs):
         # skorch's routed parameters (module__*, optimizer__*, callbacks__*...)
         self._params_to_validate = set(kwargs)
@@ -350,6 +386,8 @@ class _NeuralMixin:
         averaged over the batch."""
         if not isinstance(y_true, torch.Tensor) or y_true.device.type != self._device_type:
             y_true = to_tensor(y_true, device=self.device_)
+        if sample_weight is not None and sample_weight.device.type != self._device_type:
+            sample_weight = sample_weight.to(self.device_)
         if isinstance(y_pred, torch.Tensor) and y_pred.dtype != torch.float32:
             y_pred = y_pred.float()
         loss = self.criterion_(y_pred, y_true)
@@ -660,9 +698,7 @@ class _NeuralMixin:
             with self._device_resolved(), _seeded(seed, self.device_):
                 if reset or not self.initialized_:
                     self.initialize()
-                # skorch's partial_fit: the loop, with KeyboardInterrupt ending
-                # training early and leaving a usable model.
-                super().partial_fit(dataset, y_split, _routing_method=routing, **fit_params)
+                self._train(dataset, y_split, routing, fit_params)
         finally:
             del dataset
             self._release_device_memory()
@@ -763,7 +799,355 @@ _SHARED_TAIL_DOC = """
         GPUs). No effect on the CPU."""
 
 
-class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
+class _ClassifierMixin:
+    """What the neural classifiers share: labels of any type, class weights,
+    probabilities that sum to 1, labels out of ``predict``."""
+
+    @property
+    def classes_(self):
+        try:
+            return self.classes_inferred_
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no classes_ before fit"
+            ) from None
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Build the network for X and train it (continue, with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features), or dict
+            A feature matrix, or ``{modality: block}`` as
+            ``MultimodalFuser(output="dict")`` returns.
+        y : array-like of shape (n_samples,)
+            Class labels of any type.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss (metadata routing:
+            ``set_fit_request(sample_weight=True)``).
+        **fit_params : dict
+            Passed to the module's forward, as in skorch.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        reset = not (self.warm_start and self.initialized_)
+        return self._fit(X, y, sample_weight, fit_params, reset=reset, routing="fit")
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
+        """Train for ``max_epochs`` more epochs, building the network on the first call.
+
+        Parameters
+        ----------
+        X, y, sample_weight, **fit_params
+            As in :meth:`fit`.
+        classes : array-like of shape (n_classes,), default=None
+            All the labels, on the first call when y does not show them all.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        fit_params.pop("_routing_method", None)
+        return self._fit(X, y, sample_weight, fit_params, reset=not self.initialized_,
+                         routing="partial_fit", classes=classes)
+
+    def _n_network_outputs(self):
+        return len(self.classes_)
+
+    def _check_y(self, y, n_rows, reset, classes=None):
+        """Encode y as class indices; return (indices as int64, the same for splits)."""
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        if isinstance(y, (pd.Series, np.ndarray, list, tuple)):
+            # before check_array, whose errors depend on the dtype (pandas' string
+            # and categorical labels hold pd.NA or NaN)
+            labels = y.to_numpy(dtype=object) if isinstance(y, pd.Series) else np.asarray(
+                y, dtype=object)
+            missing = pd.isna(labels) if labels.ndim == 1 else np.zeros(0, dtype=bool)
+            if missing.any():
+                row = int(np.argmax(missing))
+                raise ValueError(
+                    f"y has a missing label at row {row} ({plain(labels[row])!r}); "
+                    "drop those rows or give them a label."
+                )
+        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(np.empty(n_rows), y)
+        if y.dtype == object:
+            if len({type(label) for label in y}) > 1:
+                kinds = sorted({type(label).__name__ for label in y})
+                raise ValueError(
+                    f"y mixes label types ({', '.join(kinds)}); use one type, e.g. "
+                    "y.astype(str)."
+                )
+        check_classification_targets(y)
+        # (a net initialized with a module, or loaded, learns its classes on its
+        # first partial_fit, as in skorch)
+        if reset or "classes_inferred_" not in self.__dict__:
+            given = classes if classes is not None else self.classes
+            if given is not None and len(given):
+                labels = np.asarray(given)
+                if len(np.unique(labels)) != len(labels):
+                    raise ValueError(f"classes has repeated labels: {list(given)}")
+            else:
+                labels = np.unique(y)
+            if len(labels) < 2:
+                raise ValueError(
+                    f"{name} needs at least 2 classes, but y has only one class "
+                    f"({plain(labels[0])!r})."
+                )
+            self.classes_inferred_ = labels
+        labels = self.classes_
+        order = np.argsort(labels, kind="stable")
+        sorted_labels = labels[order]
+        position = np.clip(np.searchsorted(sorted_labels, y), 0, len(labels) - 1)
+        unseen = sorted_labels[position] != y
+        if unseen.any():
+            row = int(np.flatnonzero(unseen)[0])
+            raise ValueError(
+                f"y has the label {plain(y[row])!r} (row {row}) that is not one of the classes "
+                f"{labels.tolist()}; on the first partial_fit, pass classes= with every "
+                "label."
+            )
+        encoded = order[position].astype(np.int64)
+        return encoded, encoded
+
+    def _training_weights(self, sample_weight, y):
+        weights = sample_weight
+        if self.class_weight is not None:
+            per_class = self._class_weights(y)
+            weights = per_class[y] if weights is None else weights * per_class[y]
+        if weights is None:
+            return None
+        return (weights / weights.mean()).astype(np.float32)
+
+    def _class_weights(self, y):
+        n_classes = len(self.classes_)
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+            present = counts > 0
+            weights = np.ones(n_classes)
+            weights[present] = len(y) / (present.sum() * counts[present])
+            return weights
+        if not isinstance(self.class_weight, Mapping):
+            raise ValueError(
+                "class_weight must be None, 'balanced' or a dict {label: weight}, got "
+                f"{self.class_weight!r}"
+            )
+        weights = np.ones(n_classes)
+        labels = self.classes_.tolist()
+        for label, weight in self.class_weight.items():
+            if label not in labels:
+                raise ValueError(
+                    f"class_weight has the label {label!r}, which is not one of the "
+                    f"classes {labels}"
+                )
+            if not (isinstance(weight, numbers.Real) and np.isfinite(weight) and weight >= 0):
+                raise ValueError(
+                    f"class_weight[{label!r}] must be a non-negative number, got {weight!r}"
+                )
+            weights[labels.index(label)] = weight
+        return weights
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the network's logits.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or dict of them
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        return as_probabilities(self._raw_outputs(X))
+
+    def predict(self, X):
+        """The most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or dict of them
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        index = self.predict_proba(X).argmax(axis=1)
+        classes = getattr(self, "classes_", None)
+        if classes is None and self.classes is not None and len(self.classes):
+            classes = np.asarray(self.classes)
+        if self._is_internal_data(X) or classes is None:
+            return index  # (a net initialized and loaded, not fit: as skorch, indices)
+        return classes[index]
+
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        """The batch loss (see :class:`NeuralRegressor`'s); ``NLLLoss`` gets
+        log-probabilities: the log-softmax of skmm's networks' logits, or the
+        log of your module's probabilities, as skorch takes it."""
+        if isinstance(self.criterion_, torch.nn.NLLLoss) and isinstance(y_pred, torch.Tensor):
+            y_pred = y_pred.float()
+            if self.module is None:
+                y_pred = torch.log_softmax(y_pred, dim=-1)
+            else:
+                y_pred = torch.log(y_pred + torch.finfo(y_pred.dtype).eps)
+        return super().get_loss(y_pred, y_true, X=X, training=training,
+                                sample_weight=sample_weight)
+
+    def _get_predict_nonlinearity(self):
+        # skmm's networks output logits whatever the criterion: softmax them
+        if (self.module is None and isinstance(self.predict_nonlinearity, str)
+                and self.predict_nonlinearity == "auto"
+                and isinstance(self.criterion_, torch.nn.NLLLoss)):
+            return _softmax
+        return super()._get_predict_nonlinearity()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = False
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class _RegressorMixin:
+    """What the neural regressors share: 1-D or 2-D targets, standardised for
+    training and mapped back by ``predict``."""
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Build the network for X and train it (continue, with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features), or dict
+            A feature matrix, or ``{modality: block}`` as
+            ``MultimodalFuser(output="dict")`` returns.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss.
+        **fit_params : dict
+            Passed to the module's forward, as in skorch.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        reset = not (self.warm_start and self.initialized_)
+        return self._fit(X, y, sample_weight, fit_params, reset=reset, routing="fit")
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
+        """Train for ``max_epochs`` more epochs, building the network on the first call.
+
+        Parameters
+        ----------
+        X, y, sample_weight, **fit_params
+            As in :meth:`fit`.
+        classes : None
+            Unused: skorch's ``partial_fit`` signature (its metadata routing
+            declares it), kept so that routing works in pipelines.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        if classes is not None:
+            raise ValueError(f"{type(self).__name__} has no classes; pass classes=None")
+        fit_params.pop("_routing_method", None)
+        return self._fit(X, y, sample_weight, fit_params, reset=not self.initialized_,
+                         routing="partial_fit")
+
+    def _n_network_outputs(self):
+        return self.n_outputs_
+
+    def _check_y(self, y, n_rows, reset, classes=None):
+        """Return y as scaled float32 of shape (n, n_outputs), twice (the second
+        for splits)."""
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+        check_consistent_length(np.empty(n_rows), y)
+        y2 = y.reshape(len(y), -1)
+        if reset:
+            self.n_outputs_ = y2.shape[1]
+            self.y_ndim_ = y.ndim
+            if self.scale_target:
+                self.target_mean_ = y2.mean(axis=0)
+                scale = y2.std(axis=0)
+                self.target_scale_ = np.where(scale > 0, scale, 1.0)
+            else:
+                self.target_mean_ = np.zeros(y2.shape[1])
+                self.target_scale_ = np.ones(y2.shape[1])
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y2.shape[1]} outputs, but {name} was fit with {self.n_outputs_}."
+            )
+        scaled = ((y2 - self.target_mean_) / self.target_scale_).astype(np.float32)
+        return scaled, scaled
+
+    def _training_weights(self, sample_weight, y):
+        if sample_weight is None:
+            return None
+        return (sample_weight / sample_weight.mean()).astype(np.float32)
+
+    def predict(self, X):
+        """Predicted targets, in the units of y.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or dict of them
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The shape of y in fit.
+        """
+        check_is_fitted(self)
+        out = self._raw_outputs(X)
+        if self._is_internal_data(X):
+            return out
+        out = out.reshape(len(out), self.n_outputs_).astype(np.float64)
+        out = out * self.target_scale_ + self.target_mean_
+        return out.ravel() if self.y_ndim_ == 1 else out
+
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        """As the classifier's, after matching a module's ``(n,)`` output to
+        ``(n, 1)`` targets (broadcast, the pair would give an ``(n, n)`` loss
+        that trains every prediction towards the batch mean)."""
+        if (isinstance(y_pred, torch.Tensor) and y_pred.ndim == 1
+                and tuple(y_true.shape) == (len(y_pred), 1)):
+            y_pred = y_pred[:, None]
+        return super().get_loss(y_pred, y_true, X=X, training=training,
+                                sample_weight=sample_weight)
+
+    @available_if(lambda self: False)
+    def predict_proba(self, X):
+        """Not available: use predict."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = False
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class NeuralClassifier(_ClassifierMixin, _NeuralMixin, NeuralNetClassifier):
     __doc__ = (
         """A neural network classifier on fused features, built in ``fit``.
 
@@ -908,244 +1292,8 @@ class NeuralClassifier(_NeuralMixin, NeuralNetClassifier):
         self.classes = classes
         self._store_extra_params(kwargs)
 
-    @property
-    def _default_callbacks(self):
-        return _with_defaults(super()._default_callbacks, self)
 
-    @property
-    def classes_(self):
-        try:
-            return self.classes_inferred_
-        except AttributeError:
-            raise AttributeError(
-                f"{type(self).__name__} has no classes_ before fit"
-            ) from None
-
-    def fit(self, X, y, sample_weight=None, **fit_params):
-        """Build the network for X and train it (continue, with ``warm_start``).
-
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features), or dict
-            A feature matrix, or ``{modality: block}`` as
-            ``MultimodalFuser(output="dict")`` returns.
-        y : array-like of shape (n_samples,)
-            Class labels of any type.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weight of each sample in the loss (metadata routing:
-            ``set_fit_request(sample_weight=True)``).
-        **fit_params : dict
-            Passed to the module's forward, as in skorch.
-
-        Returns
-        -------
-        self : NeuralClassifier
-        """
-        reset = not (self.warm_start and self.initialized_)
-        return self._fit(X, y, sample_weight, fit_params, reset=reset, routing="fit")
-
-    def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
-        """Train for ``max_epochs`` more epochs, building the network on the first call.
-
-        Parameters
-        ----------
-        X, y, sample_weight, **fit_params
-            As in :meth:`fit`.
-        classes : array-like of shape (n_classes,), default=None
-            All the labels, on the first call when y does not show them all.
-
-        Returns
-        -------
-        self : NeuralClassifier
-        """
-        fit_params.pop("_routing_method", None)
-        return self._fit(X, y, sample_weight, fit_params, reset=not self.initialized_,
-                         routing="partial_fit", classes=classes)
-
-    def _n_network_outputs(self):
-        return len(self.classes_)
-
-    def _check_y(self, y, n_rows, reset, classes=None):
-        """Encode y as class indices; return (indices as int64, the same for splits)."""
-        name = type(self).__name__
-        if y is None:
-            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
-        if isinstance(y, (pd.Series, np.ndarray, list, tuple)):
-            # before check_array, whose errors depend on the dtype (pandas' string
-            # and categorical labels hold pd.NA or NaN)
-            labels = y.to_numpy(dtype=object) if isinstance(y, pd.Series) else np.asarray(
-                y, dtype=object)
-            missing = pd.isna(labels) if labels.ndim == 1 else np.zeros(0, dtype=bool)
-            if missing.any():
-                row = int(np.argmax(missing))
-                raise ValueError(
-                    f"y has a missing label at row {row} ({plain(labels[row])!r}); "
-                    "drop those rows or give them a label."
-                )
-        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(np.empty(n_rows), y)
-        if y.dtype == object:
-            if len({type(label) for label in y}) > 1:
-                kinds = sorted({type(label).__name__ for label in y})
-                raise ValueError(
-                    f"y mixes label types ({', '.join(kinds)}); use one type, e.g. "
-                    "y.astype(str)."
-                )
-        check_classification_targets(y)
-        # (a net initialized with a module, or loaded, learns its classes on its
-        # first partial_fit, as in skorch)
-        if reset or "classes_inferred_" not in self.__dict__:
-            given = classes if classes is not None else self.classes
-            if given is not None and len(given):
-                labels = np.asarray(given)
-                if len(np.unique(labels)) != len(labels):
-                    raise ValueError(f"classes has repeated labels: {list(given)}")
-            else:
-                labels = np.unique(y)
-            if len(labels) < 2:
-                raise ValueError(
-                    f"{name} needs at least 2 classes, but y has only one class "
-                    f"({plain(labels[0])!r})."
-                )
-            self.classes_inferred_ = labels
-        labels = self.classes_
-        order = np.argsort(labels, kind="stable")
-        sorted_labels = labels[order]
-        position = np.clip(np.searchsorted(sorted_labels, y), 0, len(labels) - 1)
-        unseen = sorted_labels[position] != y
-        if unseen.any():
-            row = int(np.flatnonzero(unseen)[0])
-            raise ValueError(
-                f"y has the label {plain(y[row])!r} (row {row}) that is not one of the classes "
-                f"{labels.tolist()}; on the first partial_fit, pass classes= with every "
-                "label."
-            )
-        encoded = order[position].astype(np.int64)
-        return encoded, encoded
-
-    def _training_weights(self, sample_weight, y):
-        weights = sample_weight
-        if self.class_weight is not None:
-            per_class = self._class_weights(y)
-            weights = per_class[y] if weights is None else weights * per_class[y]
-        if weights is None:
-            return None
-        return (weights / weights.mean()).astype(np.float32)
-
-    def _class_weights(self, y):
-        n_classes = len(self.classes_)
-        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
-            counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-            present = counts > 0
-            weights = np.ones(n_classes)
-            weights[present] = len(y) / (present.sum() * counts[present])
-            return weights
-        if not isinstance(self.class_weight, Mapping):
-            raise ValueError(
-                "class_weight must be None, 'balanced' or a dict {label: weight}, got "
-                f"{self.class_weight!r}"
-            )
-        weights = np.ones(n_classes)
-        labels = self.classes_.tolist()
-        for label, weight in self.class_weight.items():
-            if label not in labels:
-                raise ValueError(
-                    f"class_weight has the label {label!r}, which is not one of the "
-                    f"classes {labels}"
-                )
-            if not (isinstance(weight, numbers.Real) and np.isfinite(weight) and weight >= 0):
-                raise ValueError(
-                    f"class_weight[{label!r}] must be a non-negative number, got {weight!r}"
-                )
-            weights[labels.index(label)] = weight
-        return weights
-
-    def predict_proba(self, X):
-        """Class probabilities: the softmax of the network's logits.
-
-        Parameters
-        ----------
-        X : array-like, sparse matrix or dict of them
-            As in :meth:`fit`.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``.
-        """
-        check_is_fitted(self)
-        return as_probabilities(super().predict_proba(X))
-
-    def predict(self, X):
-        """The most probable class of each sample.
-
-        Parameters
-        ----------
-        X : array-like, sparse matrix or dict of them
-            As in :meth:`fit`.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Labels from ``classes_``.
-        """
-        index = self.predict_proba(X).argmax(axis=1)
-        classes = getattr(self, "classes_", None)
-        if classes is None and self.classes is not None and len(self.classes):
-            classes = np.asarray(self.classes)
-        if isinstance(X, InMemoryDataset) or classes is None:
-            return index  # (a net initialized and loaded, not fit: as skorch, indices)
-        return classes[index]
-
-    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
-        """The batch loss (see :class:`NeuralRegressor`'s); ``NLLLoss`` gets
-        log-probabilities: the log-softmax of skmm's networks' logits, or the
-        log of your module's probabilities, as skorch takes it."""
-        if isinstance(self.criterion_, torch.nn.NLLLoss) and isinstance(y_pred, torch.Tensor):
-            y_pred = y_pred.float()
-            if self.module is None:
-                y_pred = torch.log_softmax(y_pred, dim=-1)
-            else:
-                y_pred = torch.log(y_pred + torch.finfo(y_pred.dtype).eps)
-        return super().get_loss(y_pred, y_true, X=X, training=training,
-                                sample_weight=sample_weight)
-
-    def _get_predict_nonlinearity(self):
-        # skmm's networks output logits whatever the criterion: softmax them
-        if (self.module is None and isinstance(self.predict_nonlinearity, str)
-                and self.predict_nonlinearity == "auto"
-                and isinstance(self.criterion_, torch.nn.NLLLoss)):
-            return _softmax
-        return super()._get_predict_nonlinearity()
-
-    def modality_weights(self, X=None):
-        """The weight of each modality in the learned fusion.
-
-        Parameters
-        ----------
-        X : dict of str to array-like, default=None
-            Needed with ``fusion="attention"`` and ``"gated"``, whose weights
-            depend on the row.
-
-        Returns
-        -------
-        weights : dict of str to float or ndarray of shape (n_samples,)
-            For ``"weighted"``, the softmax weights (summing to 1); for
-            ``"attention"``, each row's attention over the modalities
-            (summing to 1 per row); for ``"gated"``, each row's gates in (0, 1).
-        """
-        return _modality_weights(self, X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.input_tags.allow_nan = False
-        tags.classifier_tags.multi_label = False
-        return tags
-
-
-class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
+class NeuralRegressor(_RegressorMixin, _NeuralMixin, NeuralNetRegressor):
     __doc__ = (
         """A neural network regressor on fused features, built in ``fit``.
 
@@ -1273,137 +1421,6 @@ class NeuralRegressor(_NeuralMixin, NeuralNetRegressor):
         self.use_caching = use_caching
         self.torch_load_kwargs = torch_load_kwargs
         self._store_extra_params(kwargs)
-
-    @property
-    def _default_callbacks(self):
-        return _with_defaults(super()._default_callbacks, self)
-
-    def fit(self, X, y, sample_weight=None, **fit_params):
-        """Build the network for X and train it (continue, with ``warm_start``).
-
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features), or dict
-            A feature matrix, or ``{modality: block}`` as
-            ``MultimodalFuser(output="dict")`` returns.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weight of each sample in the loss.
-        **fit_params : dict
-            Passed to the module's forward, as in skorch.
-
-        Returns
-        -------
-        self : NeuralRegressor
-        """
-        reset = not (self.warm_start and self.initialized_)
-        return self._fit(X, y, sample_weight, fit_params, reset=reset, routing="fit")
-
-    def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
-        """Train for ``max_epochs`` more epochs, building the network on the first call.
-
-        Parameters
-        ----------
-        X, y, sample_weight, **fit_params
-            As in :meth:`fit`.
-        classes : None
-            Unused: skorch's ``partial_fit`` signature (its metadata routing
-            declares it), kept so that routing works in pipelines.
-
-        Returns
-        -------
-        self : NeuralRegressor
-        """
-        if classes is not None:
-            raise ValueError(f"{type(self).__name__} has no classes; pass classes=None")
-        fit_params.pop("_routing_method", None)
-        return self._fit(X, y, sample_weight, fit_params, reset=not self.initialized_,
-                         routing="partial_fit")
-
-    def _n_network_outputs(self):
-        return self.n_outputs_
-
-    def _check_y(self, y, n_rows, reset, classes=None):
-        """Return y as scaled float32 of shape (n, n_outputs), twice (the second
-        for splits)."""
-        name = type(self).__name__
-        if y is None:
-            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
-        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
-        if y.ndim not in (1, 2):
-            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
-        check_consistent_length(np.empty(n_rows), y)
-        y2 = y.reshape(len(y), -1)
-        if reset:
-            self.n_outputs_ = y2.shape[1]
-            self.y_ndim_ = y.ndim
-            if self.scale_target:
-                self.target_mean_ = y2.mean(axis=0)
-                scale = y2.std(axis=0)
-                self.target_scale_ = np.where(scale > 0, scale, 1.0)
-            else:
-                self.target_mean_ = np.zeros(y2.shape[1])
-                self.target_scale_ = np.ones(y2.shape[1])
-        elif y2.shape[1] != self.n_outputs_:
-            raise ValueError(
-                f"y has {y2.shape[1]} outputs, but {name} was fit with {self.n_outputs_}."
-            )
-        scaled = ((y2 - self.target_mean_) / self.target_scale_).astype(np.float32)
-        return scaled, scaled
-
-    def _training_weights(self, sample_weight, y):
-        if sample_weight is None:
-            return None
-        return (sample_weight / sample_weight.mean()).astype(np.float32)
-
-    def predict(self, X):
-        """Predicted targets, in the units of y.
-
-        Parameters
-        ----------
-        X : array-like, sparse matrix or dict of them
-            As in :meth:`fit`.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            The shape of y in fit.
-        """
-        check_is_fitted(self)
-        out = super().predict_proba(X)
-        if isinstance(X, InMemoryDataset):
-            return out
-        out = out.reshape(len(out), -1).astype(np.float64)
-        out = out * self.target_scale_ + self.target_mean_
-        return out.ravel() if self.y_ndim_ == 1 else out
-
-    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
-        """As the classifier's, after matching a module's ``(n,)`` output to
-        ``(n, 1)`` targets (broadcast, the pair would give an ``(n, n)`` loss
-        that trains every prediction towards the batch mean)."""
-        if (isinstance(y_pred, torch.Tensor) and y_pred.ndim == 1
-                and tuple(y_true.shape) == (len(y_pred), 1)):
-            y_pred = y_pred[:, None]
-        return super().get_loss(y_pred, y_true, X=X, training=training,
-                                sample_weight=sample_weight)
-
-    def modality_weights(self, X=None):
-        return _modality_weights(self, X)
-
-    modality_weights.__doc__ = NeuralClassifier.modality_weights.__doc__
-
-    # skorch's NeuralNet.predict_proba returns raw outputs; a regressor has no
-    # probabilities, and scikit-learn tells regressors by its absence.
-    @available_if(lambda self: False)
-    def predict_proba(self, X):
-        """Not available: use predict."""
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.input_tags.allow_nan = False
-        tags.target_tags.multi_output = True
-        return tags
 
 
 def _softmax(y_pred):
