@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._validation import cell_error, did_you_mean, warn
+from ._validation import cell_error, check_frame_columns, warn
 
 MISSING_CODE = 0
 UNKNOWN_CODE = 1
@@ -43,7 +43,7 @@ def infer_tabular_columns(X, columns):
     category, datetime) is categorical.
     """
     columns = [columns] if isinstance(columns, str) else list(columns)
-    _check_columns(X, columns)
+    check_frame_columns(X, columns)
     numeric, categorical = [], []
     for column in columns:
         dtype = X[column].dtype
@@ -52,20 +52,6 @@ def infer_tabular_columns(X, columns):
         else:
             categorical.append(column)
     return numeric, categorical
-
-
-def _check_columns(X, columns):
-    if not hasattr(X, "columns"):
-        raise TypeError(
-            f"Tabular columns are selected by name: expected a pandas DataFrame, got "
-            f"{type(X).__name__}."
-        )
-    for column in columns:
-        if column not in X.columns:
-            raise KeyError(
-                f"column {column!r} is not in the DataFrame (its columns: "
-                f"{list(X.columns)[:20]})." + did_you_mean(column, X.columns)
-            )
 
 
 class TabularPreprocessor:
@@ -145,7 +131,7 @@ class TabularPreprocessor:
             raise ValueError(
                 f"max_categories must be None or an int >= 0, got {self.max_categories!r}"
             )
-        _check_columns(X, numeric + categorical)
+        check_frame_columns(X, numeric + categorical)
         self.numeric_columns_ = numeric
         self.categorical_columns_ = categorical
         values = self._numeric_values(X)
@@ -220,7 +206,7 @@ class TabularPreprocessor:
         """
         if not hasattr(self, "mean_"):
             raise RuntimeError("This TabularPreprocessor is not fitted yet; call fit(X) first.")
-        _check_columns(X, self.numeric_columns_ + self.categorical_columns_)
+        check_frame_columns(X, self.numeric_columns_ + self.categorical_columns_)
         values = self._numeric_values(X)
         missing = np.isnan(values)
         scaled = np.where(missing, 0.0, (values - self.mean_) / self.scale_)

@@ -107,3 +107,19 @@ def cell_error(column, row, value, cause, fix=None):
 def did_you_mean(name, choices):
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_frame_columns(X, columns, owner=""):
+    """Check that ``X`` is a DataFrame with ``columns``; ``owner`` (e.g.
+    "of modality 'title' ") says whose columns they are in the error."""
+    if not hasattr(X, "columns"):
+        raise TypeError(
+            f"columns are selected by name: expected a pandas DataFrame, got "
+            f"{type(X).__name__}."
+        )
+    for column in columns:
+        if column not in X.columns:
+            raise KeyError(
+                f"column {column!r} {owner}is not in the DataFrame (its columns: "
+                f"{list(X.columns)[:20]})." + did_you_mean(column, X.columns)
+            )

@@ -50,7 +50,7 @@ from ._text_towers import (
     is_pretrained_text_tower,
     load_pretrained_text,
 )
-from ._validation import did_you_mean
+from ._validation import check_frame_columns, did_you_mean
 from .cache import content_key
 
 ImageCells = namedtuple("ImageCells", "cells keys row_labels")
@@ -83,17 +83,7 @@ class _Modality(BaseEstimator):
                 f"modality {name!r}: {kind} reads one column, got {columns}; add one "
                 f"{kind} per column to modalities=[...]"
             )
-        if not hasattr(X, "columns"):
-            raise TypeError(
-                f"the end-to-end estimators take a pandas DataFrame with the columns of "
-                f"each modality, got {type(X).__name__}."
-            )
-        for column in columns:
-            if column not in X.columns:
-                raise KeyError(
-                    f"column {column!r} of modality {name!r} is not in the DataFrame (its "
-                    f"columns: {list(X.columns)[:20]})." + did_you_mean(column, X.columns)
-                )
+        check_frame_columns(X, columns, f"of modality {name!r} ")
         return columns
 
     def fit(self, X, columns, *, name):

