@@ -31,11 +31,11 @@ from sklearn.utils.validation import (
     column_or_1d,
     validate_data,
 )
-from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping, PrintLog
 from skorch.dataset import unpack_data
 from skorch.exceptions import DeviceWarning
-from skorch.utils import data_from_dataset, is_dataset, to_tensor
+from skorch.utils import data_from_dataset, is_dataset, to_numpy, to_tensor
 
 from ._fusion_heads import ACTIVATIONS, FUSIONS, FusionNet, MLPNet, ModalityFusion
 from ._neural_data import (
@@ -151,12 +151,26 @@ class _NeuralMixin:
     def _is_internal_data(self, X):
         """True for the estimator's own dataset (outputs stay in its internal
         target space: class indices, scaled targets)."""
-        return isinstance(X, InMemoryDataset)
+        return is_dataset(X)
 
     def _store_extra_params(self, kwargs):
         # skorch's routed parameters (module__*, optimizer__*, callbacks__*...)
+        history = kwargs.pop("history", None)
+        if history is not None:  # skorch's history=: the History instance to fill
+            vars(self)["history_"] = history
         self._params_to_validate = set(kwargs)
         vars(self).update(kwargs)
+
+    def __setattr__(self, name, value):
+        # skorch registers torch components set outside __init__; it tells
+        # __init__ by a missing initialized_, which here is a class default
+        # until initialize() sets it: a subclass's __init__ may set modules
+        constructing = ("initialized_" not in vars(self)
+                        and getattr(self, "init_context_", None) is None)
+        if constructing and not name.endswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def _get_param_names(self):
         return [k for k in vars(self) if not k.endswith("_") and not k.startswith("_")]
@@ -449,12 +463,6 @@ class _NeuralMixin:
                 "MultimodalFuser(output='dict') returns) but got "
                 f"{type(X).__name__}; pass the same kind of input as in fit."
             )
-        if is_dataset(X):
-            raise TypeError(
-                f"{name} takes arrays, sparse matrices, DataFrames or a dict of them "
-                f"by modality, not a torch Dataset ({type(X).__name__}); use "
-                "skorch.NeuralNetClassifier/NeuralNetRegressor for custom datasets."
-            )
         X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64),
                           ensure_all_finite=False, reset=reset)
         block = self._finite_float32(X, "X")
@@ -549,9 +557,11 @@ class _NeuralMixin:
 
     def get_dataset(self, X, y=None):
         """The in-memory dataset of X (validated as in fit), for prediction."""
-        if isinstance(X, InMemoryDataset):
+        if is_dataset(X):
             return X
         check_is_fitted(self)
+        if "dataset" in vars(self):
+            return NeuralNet.get_dataset(self, X, y)
         blocks, _ = self._check_X(X, reset=False)
         return self._to_dataset(blocks)
 
@@ -569,6 +579,8 @@ class _NeuralMixin:
             kwargs["batch_size"] = len(dataset)
         if isinstance(iterator, type) and issubclass(iterator, TensorBatchLoader):
             kwargs.setdefault("shuffle", training)
+            if not isinstance(dataset, InMemoryDataset):
+                iterator = torch.utils.data.DataLoader  # a user's torch Dataset
         elif isinstance(dataset, InMemoryDataset) and dataset.sample_weight is not None:
             raise ValueError(
                 "sample_weight and class_weight reach the loss through the batches of "
@@ -582,7 +594,7 @@ class _NeuralMixin:
         """Training and validation datasets: ``train_split`` when given, else a
         ``validation_fraction`` hold-out when ``early_stopping``, else none."""
         dataset = self.get_dataset(X, y)
-        if self.train_split is not None:
+        if self.train_split:  # None or False: no split
             if y is None:
                 parts = self.train_split(dataset, **fit_params)
             else:
@@ -597,9 +609,16 @@ class _NeuralMixin:
         if part is None or isinstance(part, InMemoryDataset):
             return part
         if isinstance(part, torch.utils.data.Subset) and part.dataset is parent:
+            if not isinstance(parent, InMemoryDataset):
+                return part  # rows of a user's Dataset
             return parent.subset(part.indices)
+        if not isinstance(parent, InMemoryDataset):
+            return part
         # e.g. skorch.helper.predefined_split(Dataset(X_valid, y_valid))
-        X, y = data_from_dataset(part)
+        try:
+            X, y = data_from_dataset(part)
+        except AttributeError:  # a torch Dataset of its own: used as it is
+            return part
         blocks, n_rows = self._check_X(X, reset=False)
         y, _ = self._check_y(y, n_rows, reset=False)
         return self._to_dataset(blocks, y)
@@ -674,24 +693,53 @@ class _NeuralMixin:
             seed = (seed + 1_000_003 * len(self.history_)) % np.iinfo(np.int32).max
         return seed
 
+    def _as_user_dataset(self, X, y, sample_weight, *, reset, classes):
+        """X as skorch takes a torch Dataset (or builds one with ``dataset=``):
+        its items are the rows as they are, its labels not encoded. Returns
+        ``(dataset, y for the split)``."""
+        name = type(self).__name__
+        if sample_weight is not None or getattr(self, "class_weight", None) is not None:
+            raise ValueError(
+                f"{name} weighs rows through its own batches; with a torch Dataset as X "
+                "(or dataset=), sample_weight and class_weight are not supported. Pass "
+                "arrays to weigh rows."
+            )
+        if self.module is None:
+            raise ValueError(
+                f"{name} builds its network from arrays; with a torch Dataset as X (or "
+                "dataset=), pass module= (a torch module class or instance), as in skorch."
+            )
+        dataset = X if is_dataset(X) else NeuralNet.get_dataset(self, X, y)
+        if reset:
+            for attr in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(attr, None)
+            self.modalities_ = None
+            self.input_shape_ = None
+        self._dataset_targets(dataset, y, reset=reset, classes=classes)
+        return dataset, y
+
     def _fit(self, X, y, sample_weight, fit_params, *, reset, routing, classes=None):
         self._check_params()
         if reset or "device_" not in self.__dict__:
             self.device_ = resolve_device(self.device)
-        blocks, n_rows = self._check_X(X, reset=reset)
-        y_internal, y_split = self._check_y(y, n_rows, reset=reset, classes=classes)
-        weights = self._training_weights(
-            self._check_sample_weight(sample_weight, n_rows), y_internal
-        )
         if (self.amp and torch.device(self.device_).type == "cuda"
                 and not torch.cuda.is_bf16_supported()):
             raise ValueError(
                 f"amp=True runs in bfloat16, which {torch.cuda.get_device_name()} does "
                 "not support; set amp=False."
             )
-        if self.batch_norm and n_rows < 2:
-            raise ValueError("batch_norm=True needs at least 2 samples to train on.")
-        dataset = self._to_dataset(blocks, y_internal, weights)
+        if is_dataset(X) or "dataset" in vars(self):
+            dataset, y_split = self._as_user_dataset(X, y, sample_weight, reset=reset,
+                                                     classes=classes)
+        else:
+            blocks, n_rows = self._check_X(X, reset=reset)
+            y_internal, y_split = self._check_y(y, n_rows, reset=reset, classes=classes)
+            weights = self._training_weights(
+                self._check_sample_weight(sample_weight, n_rows), y_internal
+            )
+            if self.batch_norm and n_rows < 2:
+                raise ValueError("batch_norm=True needs at least 2 samples to train on.")
+            dataset = self._to_dataset(blocks, y_internal, weights)
         seed = self._draw_seed(reset)
         self._split_seed = None if seed is None else seed % (2**31 - 1)
         try:
@@ -761,7 +809,10 @@ _OWN_PARAMS_DOC = """
         matrix, or ``ModalityFusion`` followed by an MLP on a dict of
         modalities. A module given here is used as in skorch (with
         ``module__*`` arguments); on dict input it is called as
-        ``module(**{modality: tensor})``.
+        ``module(**{modality: tensor})``. With a module, X may also be a torch
+        ``Dataset`` (or ``dataset=`` may build one), used as skorch uses it:
+        its items go to the module and the loss as they are (labels not
+        encoded, no sample or class weights).
     hidden_units : tuple of int, default=(256,)
         Width of each hidden layer of the MLP; ``()`` for a linear model.
     activation : {"relu", "gelu", "silu", "tanh", "leaky_relu"}, default="relu"
@@ -808,9 +859,35 @@ class _ClassifierMixin:
         try:
             return self.classes_inferred_
         except AttributeError:
+            if self.initialized_:
+                raise AttributeError(
+                    f"{type(self).__name__} could not infer the classes from y; this "
+                    "error probably occurred because the net was trained without y "
+                    "and some function tried to access the '.classes_' attribute; a "
+                    "possible solution is to provide the 'classes' argument when "
+                    f"initializing {type(self).__name__}"
+                ) from None
             raise AttributeError(
                 f"{type(self).__name__} has no classes_ before fit"
             ) from None
+
+    def _dataset_targets(self, dataset, y, *, reset, classes):
+        """The classes of a torch Dataset's labels: ``classes=``, else those of
+        y, else those the dataset exposes (as skorch infers them)."""
+        if not (reset or "classes_inferred_" not in self.__dict__):
+            return
+        given = classes if classes is not None else self.classes
+        if given is not None and len(given):
+            labels = np.asarray(given)
+        elif y is not None:
+            labels = np.unique(to_numpy(y))
+        else:
+            try:
+                labels = np.unique(to_numpy(data_from_dataset(dataset)[1]))
+            except AttributeError:  # the labels are out of reach; as skorch, go on
+                self.__dict__.pop("classes_inferred_", None)
+                return
+        self.classes_inferred_ = labels
 
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Build the network for X and train it (continue, with ``warm_start``).
@@ -968,7 +1045,11 @@ class _ClassifierMixin:
             Columns in the order of ``classes_``.
         """
         check_is_fitted(self)
-        return as_probabilities(self._raw_outputs(X))
+        out = self._raw_outputs(X)
+        nonlinearity = self.predict_nonlinearity
+        if isinstance(nonlinearity, str) and nonlinearity == "auto":
+            return as_probabilities(out)
+        return out  # the user's predict_nonlinearity (or None): its outputs as they are
 
     def predict(self, X):
         """The most probable class of each sample.
@@ -1023,6 +1104,12 @@ class _ClassifierMixin:
 class _RegressorMixin:
     """What the neural regressors share: 1-D or 2-D targets, standardised for
     training and mapped back by ``predict``."""
+
+    def _dataset_targets(self, dataset, y, *, reset, classes):
+        # a torch Dataset's targets are used as they are: no scaling
+        if reset:
+            self.target_mean_, self.target_scale_ = np.zeros(1), np.ones(1)
+            self.n_outputs_, self.y_ndim_ = None, None
 
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Build the network for X and train it (continue, with ``warm_start``).
@@ -1119,8 +1206,8 @@ class _RegressorMixin:
         """
         check_is_fitted(self)
         out = self._raw_outputs(X)
-        if self._is_internal_data(X):
-            return out
+        if self._is_internal_data(X) or self.n_outputs_ is None:
+            return out  # (a net fit on a torch Dataset: the module's outputs, as skorch)
         out = out.reshape(len(out), self.n_outputs_).astype(np.float64)
         out = out * self.target_scale_ + self.target_mean_
         return out.ravel() if self.y_ndim_ == 1 else out

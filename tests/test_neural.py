@@ -618,3 +618,26 @@ def test_nllloss_gets_log_probabilities_of_skmms_network(rng):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert (proba >= 0).all() and nll.score(X, y) > 0.9
     np.testing.assert_allclose(proba, cross_entropy.predict_proba(X), atol=1e-5)  # same loss
+
+
+def test_a_torch_dataset_as_x_trains_the_given_module_as_skorch_does():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    module = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    clf = NeuralClassifier(module=module, max_epochs=20, lr=0.05, random_state=0)
+    clf.fit(dataset, None)  # the classes come from the dataset's labels
+    assert clf.classes_.tolist() == [0, 1]
+    assert (clf.predict(dataset) == y).mean() > 0.9
+    np.testing.assert_array_equal(clf.predict(X), clf.predict(dataset))
+    assert clf.predict_proba(dataset).shape == (300, 2)
+    # what skmm cannot do with a user's Dataset is refused, not ignored
+    with pytest.raises(ValueError, match="with a torch Dataset as X .*pass module="):
+        NeuralClassifier(max_epochs=1).fit(dataset, None)
+    with pytest.raises(ValueError, match="sample_weight and class_weight are not supported"):
+        NeuralClassifier(module=module, max_epochs=1).fit(dataset, y, sample_weight=np.ones(300))
+    reg = NeuralRegressor(module=torch.nn.Linear(4, 1), max_epochs=100, lr=0.05, random_state=0)
+    targets = torch.from_numpy(X[:, :1] * 3.0)
+    reg.fit(torch.utils.data.TensorDataset(torch.from_numpy(X), targets), None)
+    np.testing.assert_allclose(reg.predict(X), X[:, :1] * 3.0, atol=0.3)
