@@ -30,87 +30,19 @@ and ``y`` is a tensor of the batch's targets, or None without targets.
 import math
 import queue
 import threading
-from collections import OrderedDict
 
 import numpy as np
 import torch
 from torch import nn
 
 from ._images import ImageReadError, cheap_problem
+from ._lru import LRUCache
 from ._neural_data import Batch
 from ._preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, read_cell
 from ._validation import cell_error, is_missing, warn
 from .cache import content_key
 
 # ---------------------------------------------------------------- image cache
-
-
-class LRUCache:
-    """A thread-safe mapping that keeps the most recently used tensors within
-    ``max_bytes`` bytes, evicting the least recently used first.
-
-    A value larger than ``max_bytes`` is not stored. The cache is emptied when
-    pickled (decoded images do not belong in a saved model).
-
-    Examples
-    --------
-    >>> import torch
-    >>> cache = LRUCache(max_bytes=8)
-    >>> cache.put("a", torch.zeros(4, dtype=torch.uint8))
-    >>> cache.put("b", torch.zeros(4, dtype=torch.uint8))
-    >>> cache.get("a") is not None  # "a" becomes the most recently used
-    True
-    >>> cache.put("c", torch.zeros(4, dtype=torch.uint8))  # evicts "b"
-    >>> sorted(cache.keys())
-    ['a', 'c']
-    """
-
-    def __init__(self, max_bytes):
-        self.max_bytes = int(max_bytes)
-        self._items = OrderedDict()
-        self._lock = threading.Lock()
-        self.nbytes = 0
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key):
-        """The value of ``key`` (now most recently used), or None."""
-        with self._lock:
-            value = self._items.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key, value):
-        """Store ``value`` (a tensor), evicting the least recently used as needed."""
-        size = value.element_size() * value.nelement()
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.nbytes -= old.element_size() * old.nelement()
-            self._items[key] = value
-            self.nbytes += size
-            while self.nbytes > self.max_bytes:
-                _, evicted = self._items.popitem(last=False)
-                self.nbytes -= evicted.element_size() * evicted.nelement()
-
-    def keys(self):
-        with self._lock:
-            return list(self._items)
-
-    def __len__(self):
-        return len(self._items)
-
-    def __getstate__(self):
-        return {"max_bytes": self.max_bytes}
-
-    def __setstate__(self, state):
-        self.__init__(state["max_bytes"])
 
 
 # ---------------------------------------------------------------- images
@@ -161,7 +93,7 @@ class ImageLoader:
         self.size = int(size)
         self._prep = Preprocessing((self.size, self.size), "squash")
         self.on_error = on_error
-        self.cache = LRUCache(cache_bytes)
+        self.cache = LRUCache(int(cache_bytes))
         self.decode = decode if decode is not None else self._decode
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)

@@ -272,6 +272,8 @@ class MeanPoolingEncoder:
     def encode(self, texts, batch_size=32):
         import torch
 
+        from ._text_towers import masked_mean
+
         network = self.model
         if getattr(network.config, "is_encoder_decoder", False):
             network = network.get_encoder()
@@ -285,9 +287,7 @@ class MeanPoolingEncoder:
             )
             inputs = {k: v.to(device) for k, v in batch.items() if k in accepted}
             hidden = network(**inputs).last_hidden_state.float()
-            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            summed = (hidden * mask).sum(dim=1)
-            pooled.append((summed / mask.sum(dim=1).clamp(min=1.0)).cpu())
+            pooled.append(masked_mean(hidden, inputs["attention_mask"].bool()).cpu())
         if not pooled:
             return np.zeros((0, network.config.hidden_size), dtype=np.float32)
         return torch.cat(pooled).numpy()

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import did_you_mean, is_missing
+from ._validation import as_object_array, did_you_mean, is_missing
 
 PAD_ID = 0
 UNK_ID = 1
@@ -197,7 +197,7 @@ class TextVocabulary:
         """
         if not hasattr(self, "vocab_"):
             raise RuntimeError("This TextVocabulary is not fitted yet; call fit(texts) first.")
-        values = _as_object_array(texts)
+        values = as_object_array(texts)
         if len(values) == 0:
             return torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long)
         keys = np.array([_text_key(v) for v in values], dtype=object)
@@ -221,14 +221,6 @@ class TextVocabulary:
         return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
-def _as_object_array(texts):
-    if hasattr(texts, "iloc"):
-        texts = texts.to_numpy(dtype=object, na_value=None)
-    values = np.empty(len(texts), dtype=object)
-    values[:] = list(texts)
-    return values
-
-
 def _text_key(value):
     """Missing values share the key "" (they encode like an empty text)."""
     if is_missing(value):
@@ -237,10 +229,17 @@ def _text_key(value):
 
 
 def _unique_texts(texts):
-    keys = np.array([_text_key(v) for v in _as_object_array(texts)], dtype=object)
+    keys = np.array([_text_key(v) for v in as_object_array(texts)], dtype=object)
     if len(keys) == 0:
         return keys, np.zeros(0, dtype=np.int64)
     return np.unique(keys, return_counts=True)
+
+
+def masked_mean(states, mask):
+    """Mean of ``states`` (B, L, D) over the positions where ``mask`` (B, L) is
+    True; a row with none gives zeros."""
+    keep = mask.unsqueeze(2).to(states.dtype)
+    return (states * keep).sum(1) / keep.sum(1).clamp(min=1)
 
 
 def is_empty_text(ids):
@@ -391,8 +390,7 @@ class TransformerTower(_TextTower):
         x = self.embedding(ids) + self.position(positions)[None]
         pad = positions[None, :] >= lengths[:, None]
         x = self.encoder(x, src_key_padding_mask=pad)
-        keep = (~pad).unsqueeze(2).to(x.dtype)
-        return (x * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return masked_mean(x, ~pad)
 
 
 def build_text_tower(
@@ -563,7 +561,7 @@ class PretrainedTokenizer:
 
     def encode(self, texts):
         """Padded shifted ids (n_samples, max_len) and lengths (n_samples,)."""
-        values = _as_object_array(texts)
+        values = as_object_array(texts)
         if len(values) == 0:
             return torch.zeros((0, 1), dtype=torch.long), torch.zeros(0, dtype=torch.long)
         keys = np.array([_text_key(v) for v in values], dtype=object)
@@ -608,6 +606,5 @@ class PretrainedTextTower(nn.Module):
         attention = mask.clone()
         attention[:, 0] = True
         hidden = self.network(input_ids=tokens, attention_mask=attention.long()).last_hidden_state
-        keep = mask.unsqueeze(2).to(hidden.dtype)
-        pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
+        pooled = masked_mean(hidden, mask)
         return torch.where(empty[:, None], self.missing.to(pooled.dtype), pooled)

@@ -31,7 +31,6 @@ def column_values(X, *, default_name="X"):
     what error messages call the rows (the index labels for pandas input).
     """
     name = default_name
-    labels = None
     if hasattr(X, "iloc") and hasattr(X, "columns"):  # DataFrame
         if X.shape[1] != 1:
             raise ValueError(
@@ -39,15 +38,11 @@ def column_values(X, *, default_name="X"):
                 f"columns {list(X.columns)[:10]}; select one column, e.g. X['image']."
             )
         name = str(X.columns[0])
-        labels = X.index
         X = X.iloc[:, 0]
     if hasattr(X, "iloc"):  # Series
         if X.name is not None and name == default_name:
             name = str(X.name)
-        labels = X.index
-        values = np.empty(len(X), dtype=object)
-        values[:] = list(X)
-        return values, name, labels
+        return as_object_array(X), name, X.index
     if isinstance(X, np.ndarray):
         if X.ndim == 2 and X.shape[1] == 1:
             X = X[:, 0]
@@ -55,17 +50,25 @@ def column_values(X, *, default_name="X"):
             raise ValueError(
                 f"Expected a single column (1-D), got an array of shape {X.shape}."
             )
-        values = np.empty(len(X), dtype=object)
-        values[:] = list(X)
-        return values, name, np.arange(len(X))
+        return as_object_array(X), name, np.arange(len(X))
     if isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
         raise TypeError(
             f"Expected a column of values (Series, list or 1-D array), got "
             f"{type(X).__name__}."
         )
-    values = np.empty(len(X), dtype=object)
-    values[:] = list(X)
-    return values, name, np.arange(len(values))
+    return as_object_array(X), name, np.arange(len(X))
+
+
+def as_object_array(values):
+    """The cells of ``values`` (a Series, an array or a sequence) as a 1-D
+    object array; one already is returned as it is."""
+    if hasattr(values, "iloc"):
+        values = values.to_numpy(dtype=object)
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == object:
+        return values
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
 
 
 def is_missing(value):

@@ -45,6 +45,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._lru import LRUCache
+from ._validation import as_object_array
+
 __all__ = [
     "CacheError",
     "EmbeddingCache",
@@ -152,8 +155,8 @@ class EmbeddingCache:
         self._pid = None
         self._file_id = None
         self._lock = threading.RLock()
-        self._memo = {}  # (encoder key, content key) -> vector read from the file
-        self._memo_bytes = 0
+        # (encoder key, content key) -> vector read from the file
+        self._memo = LRUCache(_MEMO_BYTES)
 
     # -- identity: a handle on a database, not a value ------------------------
 
@@ -313,22 +316,12 @@ class EmbeddingCache:
             ).rowcount
 
     def _remember(self, encoder_key, contents, vectors):
-        """Keep vectors read from the file in memory, oldest out first."""
-        with self._lock:
-            for content, vector in zip(contents, vectors, strict=True):
-                self._memo[encoder_key, content] = vector
-                self._memo_bytes += vector.nbytes
-            while self._memo_bytes > _MEMO_BYTES and self._memo:
-                oldest = next(iter(self._memo))
-                self._memo_bytes -= self._memo.pop(oldest).nbytes
+        """Keep vectors read from the file in memory, least recently used out first."""
+        for content, vector in zip(contents, vectors, strict=True):
+            self._memo.put((encoder_key, content), vector)
 
     def _forget(self, encoder_key=None):
-        with self._lock:
-            if encoder_key is None:
-                self._memo, self._memo_bytes = {}, 0
-            else:
-                for key in [k for k in self._memo if k[0] == encoder_key]:
-                    self._memo_bytes -= self._memo.pop(key).nbytes
+        self._memo.discard(None if encoder_key is None else lambda key: key[0] == encoder_key)
 
     def clear(self, encoder_key=None):
         """Delete every row (or only those of ``encoder_key``) and the counters."""
@@ -1173,7 +1166,7 @@ def cached_embed(cache, encoder_key, values, compute, *, strings="text"):
     (1, 1)
     """
     cache = check_cache(cache)
-    values = _as_object_array(values)
+    values = as_object_array(values)
     n_rows = len(values)
     if cache is None:
         vectors, _ = _call_compute(compute, values)
@@ -1232,16 +1225,6 @@ def _unchanged(value, key):
     if not isinstance(value, (str, os.PathLike)):
         return True
     return content_key(value, strings="path") == key
-
-
-def _as_object_array(values):
-    if hasattr(values, "to_numpy"):
-        values = values.to_numpy()
-    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == object:
-        return values
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
 
 
 def _call_compute(compute, values):

@@ -2,14 +2,13 @@
 
 import contextlib
 import os
-import threading
-from collections import OrderedDict
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._images import ImageReadError, cheap_problem, read_image
+from ._lru import LRUCache, one
 from ._preprocess import (
     INTERPOLATIONS,
     RESIZES,
@@ -764,9 +763,7 @@ class _SharedNetwork:
 # Frozen networks built in this process, by everything that determines them:
 # the fits of a grid search reuse one instead of building (and hashing) it
 # each time. Small: a few networks of a few tens of MB.
-_NETWORKS = OrderedDict()
-_NETWORKS_MAX = 4
-_NETWORKS_LOCK = threading.Lock()
+_NETWORKS = LRUCache(4, sizeof=one)
 
 
 def _network_memo_key(embedder, prep):
@@ -798,11 +795,9 @@ def _shared_network(embedder, prep):
     from ._backbones import build_image_encoder
 
     key = _network_memo_key(embedder, prep)
-    if key is not None:
-        with _NETWORKS_LOCK:
-            if key in _NETWORKS:
-                _NETWORKS.move_to_end(key)
-                return _NETWORKS[key]
+    shared = _NETWORKS.get(key) if key is not None else None
+    if shared is not None:
+        return shared
     backbone = embedder.backbone
     if isinstance(backbone, torch.nn.Module):
         backbone = copy.deepcopy(backbone).cpu()
@@ -812,10 +807,7 @@ def _shared_network(embedder, prep):
     )
     shared = _SharedNetwork(embedder._place(model.eval()), dim)
     if key is not None:
-        with _NETWORKS_LOCK:
-            _NETWORKS[key] = shared
-            while len(_NETWORKS) > _NETWORKS_MAX:
-                _NETWORKS.popitem(last=False)
+        _NETWORKS.put(key, shared)
     return shared
 
 

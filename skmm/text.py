@@ -3,8 +3,6 @@
 import codecs
 import numbers
 import os
-import threading
-from collections import OrderedDict
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -12,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _text_encoders as enc
 from ._device import resolve_device
+from ._lru import LRUCache, one
 from ._text_input import clean_texts
 from ._validation import column_values, plain, warn
 
@@ -335,10 +334,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 f"({source}) with {backend}, on {self.device_} in {self.dtype_}"
             )
         memo_key = (backend, source, self.device_, self.dtype_, self.max_length)
-        with _MODELS_LOCK:
-            shared = _MODELS.get(memo_key)
-            if shared is not None:
-                _MODELS.move_to_end(memo_key)
+        shared = _MODELS.get(memo_key)
         if shared is None:
             model = enc.load_encoder(
                 backend, source, device=self.device_, dtype=self.dtype_,
@@ -349,10 +345,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
             probe = enc.encode(model, backend, [enc.PROBE_TEXT], 1)[0]
             shared = _SharedModel(model, max_length, probe)
-            with _MODELS_LOCK:
-                _MODELS[memo_key] = shared
-                while len(_MODELS) > _MODELS_MAX:
-                    _MODELS.popitem(last=False)
+            _MODELS.put(memo_key, shared)
         self.model_ = shared.model
         self.backend_ = backend
         self.model_path_ = source
@@ -581,9 +574,7 @@ class _SharedModel:
 
 # Models loaded in this process, by source, device, dtype and max_length: the
 # fits of a grid search share one frozen model instead of loading it each time.
-_MODELS = OrderedDict()
-_MODELS_MAX = 2
-_MODELS_LOCK = threading.Lock()
+_MODELS = LRUCache(2, sizeof=one)
 
 
 def _positive_int(value):

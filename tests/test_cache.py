@@ -607,7 +607,6 @@ def test_a_removed_cache_folder_starts_afresh(tmp_path):
 
 
 def test_rows_read_once_are_served_from_memory_and_still_counted(cache, monkeypatch):
-    import skmm.cache
 
     decoded = []
     decode = EmbeddingCache._decode
@@ -632,11 +631,11 @@ def test_rows_read_once_are_served_from_memory_and_still_counted(cache, monkeypa
     assert cache.get_many(KEY, ["a"]) == {}
 
     # bounded: the oldest rows leave memory first, and are read again
-    monkeypatch.setattr(skmm.cache, "_MEMO_BYTES", 2 * 16)
+    cache._memo.max_size = 2 * 16
     cache.put_many(KEY, ["a", "b", "c"], vectors)
     decoded.clear()
     cache.get_many(KEY, ["a", "b", "c"])
-    assert cache._memo_bytes <= 2 * 16
+    assert cache._memo.size <= 2 * 16
     cache.get_many(KEY, ["a", "b", "c"])
     assert decoded.count("a") == 2 and decoded.count("c") == 1
 

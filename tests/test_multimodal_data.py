@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
+from skmm._lru import LRUCache, one
 from skmm._multimodal_data import (
     ImageLoader,
-    LRUCache,
     MultimodalDataset,
     WithMissingEmbedding,
     default_augment,
@@ -212,27 +212,38 @@ def test_cache_is_bounded(frame):
     loader = ImageLoader(size=8, cache_bytes=5 * 3 * 8 * 8)
     for start in range(0, 24, 4):
         loader.load(frame.photo.iloc[start : start + 4].tolist())
-        assert loader.cache.nbytes <= loader.cache.max_bytes
+        assert loader.cache.size <= loader.cache.max_size
     assert len(loader.cache) == 5
     # the most recent, keyed by the files' content
     assert loader.cache.keys() == [content_key(p, strings="path") for p in frame.photo.iloc[-5:]]
 
 
 def test_lru_order_and_oversized_values():
-    cache = LRUCache(max_bytes=12)
+    cache = LRUCache(max_size=12)
     for key in "abc":
         cache.put(key, torch.zeros(4, dtype=torch.uint8))
     cache.get("a")
     cache.put("d", torch.zeros(4, dtype=torch.uint8))
     assert cache.keys() == ["c", "a", "d"]
     cache.put("big", torch.zeros(13, dtype=torch.uint8))
-    assert "big" not in cache.keys() and cache.nbytes == 12
+    assert "big" not in cache.keys() and cache.size == 12
     cache.put("a", torch.zeros(8, dtype=torch.uint8))  # replacing updates the size
-    assert cache.keys() == ["d", "a"] and cache.nbytes == 12  # "c" evicted
+    assert cache.keys() == ["d", "a"] and cache.size == 12  # "c" evicted
+
+
+def test_lru_counts_entries_and_forgets_by_key():
+    cache = LRUCache(2, sizeof=one)
+    for key in [("m", 1), ("m", 2), ("n", 1)]:
+        cache.put(key, object())
+    assert cache.keys() == [("m", 2), ("n", 1)] and cache.size == 2
+    cache.discard(lambda key: key[0] == "m")
+    assert cache.keys() == [("n", 1)] and cache.size == 1
+    cache.discard()
+    assert len(cache) == 0 and cache.size == 0
 
 
 def test_lru_is_thread_safe():
-    cache = LRUCache(max_bytes=40)
+    cache = LRUCache(max_size=40)
 
     def work(offset):
         for i in range(2000):
@@ -244,7 +255,7 @@ def test_lru_is_thread_safe():
         thread.start()
     for thread in threads:
         thread.join()
-    assert cache.nbytes == 4 * len(cache) <= 40
+    assert cache.size == 4 * len(cache) <= 40
 
 
 def test_image_errors_raise_naming_the_cell(frame, tmp_path):
