@@ -75,7 +75,7 @@ def search(cache, args):
         ])),
         ("clf", NeuralClassifier(hidden_units=(64,), max_epochs=args.epochs, random_state=0)),
     ])
-    grid = {"fuser__weights": [None, {"text": 2.0}], "clf__lr": [1e-3, 3e-3]}
+    grid = {"fuser__transformer_weights": [None, {"text": 2.0}], "clf__lr": [1e-3, 3e-3]}
     cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     return GridSearchCV(model, grid, cv=cv, n_jobs=1)
 

@@ -148,9 +148,9 @@ def forward_only(embedder, paths):
 def _amp(embedder):
     import torch
 
-    from skmm.image import _amp_dtype
+    from skmm._device import autocast_dtype
 
-    dtype = _amp_dtype(embedder.precision, embedder.device_)
+    dtype = autocast_dtype(embedder.precision, embedder.device_)
     return torch.autocast(embedder.device_.type, dtype=dtype, enabled=dtype is not None)
 
 

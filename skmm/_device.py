@@ -66,6 +66,22 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _ALLOCATOR_TUNED = False
 
 
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+def autocast_dtype(precision, device):
+    """The autocast dtype that ``precision`` means on ``device`` (a
+    torch.device), or None for float32: "auto" is bfloat16 on CUDA (float16
+    on a GPU without bfloat16) and float32 elsewhere."""
+    import torch
+
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None if precision == "float32" else getattr(torch, precision)
+
+
 def tune_cpu_allocator():
     """Keep a CPU network's activation buffers in glibc's heap between batches.
 

@@ -15,8 +15,6 @@ import scipy.sparse as sp
 import skorch.dataset
 import torch
 
-from ._device import resolve_device  # noqa: F401  (re-exported for the estimators)
-
 # A dense block larger than this stays a sparse matrix and is densified batch
 # by batch; smaller ones are densified once, which is faster.
 DENSIFY_LIMIT_BYTES = 1 << 30
@@ -235,8 +233,5 @@ def place(block, device):
         if nbytes > DEVICE_DATA_FRACTION * free:
             return block
     return block.to(device)
-
-
-# -- devices ---------------------------------------------------------------
 
 

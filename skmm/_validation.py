@@ -126,3 +126,19 @@ def check_frame_columns(X, columns, owner=""):
                 f"column {column!r} {owner}is not in the DataFrame (its columns: "
                 f"{list(X.columns)[:20]})." + did_you_mean(column, X.columns)
             )
+
+
+def renamed(estimator, old, new, convert=None, *, quiet=False):
+    """The value of the parameter ``new``, or of ``old``, the name it replaces,
+    when the user set that one (with a FutureWarning unless ``quiet``);
+    ``convert`` maps an old value to a new one."""
+    value = getattr(estimator, old, "deprecated")
+    if isinstance(value, str) and value == "deprecated":
+        return getattr(estimator, new)
+    if not quiet:
+        warn(
+            f"{type(estimator).__name__}: {old}= is deprecated and will be removed in "
+            f"skmm 0.3; use {new}= instead.",
+            FutureWarning,
+        )
+    return convert(value) if convert is not None else value

@@ -18,7 +18,7 @@ from sklearn.utils import Bunch, get_tags
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._validation import did_you_mean
+from ._validation import did_you_mean, renamed
 
 _FUSIONS = ("concat", "sum")
 _NORMALIZE = (None, "block")
@@ -48,9 +48,10 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         sparse ones, fit on the training rows only; a block with fewer
         columns is zero-padded) and returns the weighted sum
         ``z = sum_m w_m * s_m * P_m(f_m)``.
-    weights : dict of str to float, default=None
-        Weight ``w_m`` of each modality, by name; missing names weigh 1.
-        Searchable, e.g. ``param_grid={"fuser__weights": [{"image": 2.0}, ...]}``.
+    transformer_weights : dict of str to float, default=None
+        Weight ``w_m`` of each modality, by name (as ColumnTransformer's);
+        missing names weigh 1. Searchable, e.g.
+        ``param_grid={"fuser__transformer_weights": [{"image": 2.0}, ...]}``.
     normalize : {"block", None}, default="block"
         "block" multiplies each block by ``s_m = 1 / sqrt(total variance)``,
         the total variance being the sum of its columns' variances on the
@@ -83,6 +84,8 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         Modalities fit in parallel (see :term:`n_jobs`).
     verbose : bool, default=False
         Print the time each modality takes to fit.
+    weights : dict of str to float
+        Deprecated: the former name of ``transformer_weights``.
 
     Attributes
     ----------
@@ -96,6 +99,8 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         The columns of each modality in the ``fusion="concat"`` output.
     scales_ : dict of str to float
         ``s_m`` of each modality (1.0 when ``normalize=None``).
+    transformer_weights_ : dict of str to float
+        ``w_m`` of the modalities given a weight.
     projections_ : dict of str to estimator or None
         The fitted projection of each modality with ``fusion="sum"``.
     column_transformer_ : ColumnTransformer
@@ -133,7 +138,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         transformers,
         *,
         fusion="concat",
-        weights=None,
+        transformer_weights=None,
         normalize="block",
         n_components=64,
         output="array",
@@ -141,10 +146,11 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         random_state=None,
         n_jobs=None,
         verbose=False,
+        weights="deprecated",
     ):
         self.transformers = transformers
         self.fusion = fusion
-        self.weights = weights
+        self.transformer_weights = transformer_weights
         self.normalize = normalize
         self.n_components = n_components
         self.output = output
@@ -152,6 +158,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.weights = weights
 
     # get_params/set_params reach into the modalities (``text__max_features``),
     # as with ColumnTransformer.
@@ -226,11 +233,11 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         self._check_params()
         self._check_columns(X)
         names = [name for name, trans, _ in self.transformers if not _is_drop(trans)]
-        weights = dict(self.weights or {})
+        weights = self.transformer_weights_
         unknown = [key for key in weights if key not in names]
         if unknown:
             raise ValueError(
-                f"weights has a key {unknown[0]!r} that is not a modality; the "
+                f"transformer_weights has a key {unknown[0]!r} that is not a modality; the "
                 f"modalities are {names}.{did_you_mean(unknown[0], names)}"
             )
         self.column_transformer_ = _BlockColumnTransformer(
@@ -368,16 +375,18 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             raise ValueError(
                 f"n_components must be a positive int, got {self.n_components!r}"
             )
-        if self.weights is not None and not isinstance(self.weights, dict):
+        weights = renamed(self, "weights", "transformer_weights")
+        if weights is not None and not isinstance(weights, dict):
             raise TypeError(
-                "weights must be a dict {modality name: weight}, got "
-                f"{type(self.weights).__name__}"
+                "transformer_weights must be a dict {modality name: weight}, got "
+                f"{type(weights).__name__}"
             )
-        for key, value in (self.weights or {}).items():
+        for key, value in (weights or {}).items():
             if not isinstance(value, numbers.Real) or not np.isfinite(value):
                 raise ValueError(
-                    f"weights[{key!r}] must be a finite number, got {value!r}"
+                    f"transformer_weights[{key!r}] must be a finite number, got {value!r}"
                 )
+        self.transformer_weights_ = dict(weights or {})
         if not isinstance(self.transformers, (list, tuple)) or not self.transformers:
             raise ValueError(
                 "transformers must be a non-empty list of (name, transformer, "
@@ -400,7 +409,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
                 raise ValueError(f"modality names must be unique; {name!r} is repeated")
             if name in params:
                 # get_params/set_params would mix the two up, e.g. in a search over
-                # fuser__weights (scikit-learn's _validate_names rule)
+                # fuser__transformer_weights (scikit-learn's _validate_names rule)
                 raise ValueError(
                     f"modality name {name!r} is also a parameter of {type(self).__name__}; "
                     f"rename the modality (e.g. '{name}_features')"
@@ -488,7 +497,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
         return padded
 
     def _fuse(self, blocks, X):
-        weights = self.weights or {}
+        weights = self.transformer_weights_
         # Python floats, so that scaling keeps a float32 block float32 whatever
         # number types the weights were given in
         factors = {
@@ -708,7 +717,8 @@ def make_fuser(*transformers, **kwargs):
     *transformers : tuples (transformer, columns) or (name, transformer, columns)
     **kwargs
         Any other parameter of :class:`MultimodalFuser` (``fusion``,
-        ``weights``, ``normalize``, ``n_components``, ``output``, ``sparse_threshold``,
+        ``transformer_weights``, ``normalize``, ``n_components``, ``output``,
+        ``sparse_threshold``,
         ``random_state``, ``n_jobs``, ``verbose``).
 
     Returns

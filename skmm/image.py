@@ -7,6 +7,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._device import PRECISIONS, autocast_dtype
 from ._images import ImageReadError, cheap_problem, read_image
 from ._lru import LRUCache, one
 from ._preprocess import (
@@ -131,7 +132,6 @@ class ImagePixels(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return tags
 
 
-_PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 _DECODERS = ("auto", "pillow", "torchvision")
 
 
@@ -409,7 +409,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
             library, name = parse_backbone(self.backbone)
             identity = module_identity(self.backbone) if library == "module" else {}
-            amp_dtype = _amp_dtype(self.precision, self.device_)
+            amp_dtype = autocast_dtype(self.precision, self.device_)
             self.encoder_key_ = encoder_key(
                 encoder="ImageEmbedder", backbone=name, library=library,
                 versions=library_versions(library), **identity,
@@ -499,7 +499,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             from ._device import tune_cpu_allocator
 
             tune_cpu_allocator()
-        amp_dtype = _amp_dtype(self.precision, device)
+        amp_dtype = autocast_dtype(self.precision, device)
         # On a GPU a batch's features come back to host memory while the next
         # batch is prepared and run (a pinned buffer and an event), so the
         # GPU does not wait for the CPU at each batch.
@@ -583,9 +583,9 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _check_params(self):
         if self.on_error not in _ON_ERROR:
             raise ValueError(f"on_error must be one of {_ON_ERROR}, got {self.on_error!r}")
-        if self.precision not in _PRECISIONS:
+        if self.precision not in PRECISIONS:
             raise ValueError(
-                f"precision must be one of {_PRECISIONS}, got {self.precision!r}"
+                f"precision must be one of {PRECISIONS}, got {self.precision!r}"
             )
         if not (
             (isinstance(self.batch_size, str) and self.batch_size == "auto")
@@ -831,16 +831,6 @@ def _device_available(device):
     except (ValueError, RuntimeError):
         return False
     return True
-
-
-def _amp_dtype(precision, device):
-    import torch
-
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return None if precision == "float32" else getattr(torch, precision)
 
 
 def _check_cells_fast(values, column, rows, fix):

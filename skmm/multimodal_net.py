@@ -17,10 +17,10 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 
+from ._device import resolve_device
 from ._fusion_heads import MultimodalNet
 from ._multimodal_data import MultimodalDataset, drop_modalities, prefetch
-from ._neural_data import resolve_device
-from ._validation import did_you_mean
+from ._validation import did_you_mean, renamed
 from .modality import ImageModality, TabularModality, TextModality, _Modality
 from .neural import (
     _ClassifierMixin,
@@ -73,7 +73,7 @@ def _check_names(names):
 
 # The shorthand image=/text=/tabular= and the modality parameters they set.
 _SHORTHAND = {
-    "image": ("image", {"backbone": "image_tower", "weights": "image_weights",
+    "image": ("image", {"backbone": "image_backbone", "weights": "image_weights",
                         "image_size": "image_size", "augment": "augment",
                         "on_error": "on_error", "cache_bytes": "cache_bytes"}),
     "text": ("text", {"tower": "text_tower", "max_length": "text_max_length"}),
@@ -125,9 +125,10 @@ class _MultimodalNetMixin:
         specs = []
         for kind, columns in shorthand.items():
             _, params = _SHORTHAND[kind]
-            modality = _MODALITY_CLASSES[kind](
-                **{key: getattr(self, attr) for key, attr in params.items()}
-            )
+            values = {key: getattr(self, attr) for key, attr in params.items()}
+            if kind == "image":
+                values["backbone"] = renamed(self, "image_tower", "image_backbone")
+            modality = _MODALITY_CLASSES[kind](**values)
             specs.append((kind, modality, columns))
         return specs
 
@@ -409,7 +410,7 @@ _PARAMS_DOC = """
         :mod:`skmm.modality`). Instead of the shorthand, whose parameters then
         do nothing. A modality's parameters are reachable as
         ``modalities__<name>__<param>`` (e.g. in GridSearchCV).
-    image_tower, image_weights, image_size, augment, on_error, cache_bytes
+    image_backbone, image_weights, image_size, augment, on_error, cache_bytes
         The shorthand image modality's ``backbone`` (default "simple_cnn"),
         ``weights`` (None), ``image_size`` (64), ``augment`` (True),
         ``on_error`` ("raise") and ``cache_bytes`` (512 MiB): see
@@ -419,6 +420,8 @@ _PARAMS_DOC = """
         "cnn", "transformer" or a sentence-transformers model fine-tuned end
         to end) and ``max_length`` (None): see
         :class:`~skmm.modality.TextModality`.
+    image_tower : str or nn.Module
+        Deprecated: the former name of ``image_backbone``.
     freeze : bool or dict of str to bool, default=False
         Towers whose weights are not trained: True freezes every tower, a
         dict such as ``{"image": True}`` chooses by modality name (useful
@@ -451,9 +454,13 @@ _PARAMS_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling, augmentation and modality dropout: two fits
         with the same int give the same model on the CPU.
-    amp : bool, default=True
-        On CUDA: bfloat16 autocast, channels-last images and pinned memory.
-        No effect on the CPU.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Autocast precision of the forward passes: "auto" is bfloat16 on a GPU
+        that has it, float32 elsewhere. (On CUDA, images are channels-last
+        and batches pinned whatever the precision.)
+    amp : bool
+        Deprecated: ``amp=True`` is ``precision="auto"``, ``amp=False``
+        ``precision="float32"``.
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-3
     max_epochs : int, default=10
@@ -534,7 +541,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
         tabular=None,
         *,
         modalities=None,
-        image_tower="simple_cnn",
+        image_backbone="simple_cnn",
         image_weights=None,
         image_size=64,
         augment=True,
@@ -555,7 +562,8 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
         num_workers=0,
         cache_bytes=512 * 2**20,
         random_state=None,
-        amp=True,
+        precision="auto",
+        amp="deprecated",
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.AdamW,
         lr=1e-3,
@@ -572,6 +580,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
         compile=False,
         use_caching="auto",
         torch_load_kwargs=None,
+        image_tower="deprecated",
         classes=None,
         class_weight=None,
         **kwargs,
@@ -580,7 +589,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
         self.text = text
         self.tabular = tabular
         self.modalities = modalities
-        self.image_tower = image_tower
+        self.image_backbone = image_backbone
         self.image_weights = image_weights
         self.image_size = image_size
         self.augment = augment
@@ -601,6 +610,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
         self.num_workers = num_workers
         self.cache_bytes = cache_bytes
         self.random_state = random_state
+        self.precision = precision
         self.amp = amp
         self.criterion = criterion
         self.optimizer = optimizer
@@ -618,6 +628,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
         self.compile = compile
         self.use_caching = use_caching
         self.torch_load_kwargs = torch_load_kwargs
+        self.image_tower = image_tower
         self.classes = classes
         self.class_weight = class_weight
         self._store_extra_params(kwargs)
@@ -696,7 +707,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, _RegressorMixin, _NeuralMixin,
         tabular=None,
         *,
         modalities=None,
-        image_tower="simple_cnn",
+        image_backbone="simple_cnn",
         image_weights=None,
         image_size=64,
         augment=True,
@@ -717,7 +728,8 @@ class MultimodalNetRegressor(_MultimodalNetMixin, _RegressorMixin, _NeuralMixin,
         num_workers=0,
         cache_bytes=512 * 2**20,
         random_state=None,
-        amp=True,
+        precision="auto",
+        amp="deprecated",
         scale_target=True,
         criterion=torch.nn.MSELoss,
         optimizer=torch.optim.AdamW,
@@ -735,13 +747,14 @@ class MultimodalNetRegressor(_MultimodalNetMixin, _RegressorMixin, _NeuralMixin,
         compile=False,
         use_caching="auto",
         torch_load_kwargs=None,
+        image_tower="deprecated",
         **kwargs,
     ):
         self.image = image
         self.text = text
         self.tabular = tabular
         self.modalities = modalities
-        self.image_tower = image_tower
+        self.image_backbone = image_backbone
         self.image_weights = image_weights
         self.image_size = image_size
         self.augment = augment
@@ -762,6 +775,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, _RegressorMixin, _NeuralMixin,
         self.num_workers = num_workers
         self.cache_bytes = cache_bytes
         self.random_state = random_state
+        self.precision = precision
         self.amp = amp
         self.scale_target = scale_target
         self.criterion = criterion
@@ -780,6 +794,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, _RegressorMixin, _NeuralMixin,
         self.compile = compile
         self.use_caching = use_caching
         self.torch_load_kwargs = torch_load_kwargs
+        self.image_tower = image_tower
         self._store_extra_params(kwargs)
 
     module = None

@@ -37,6 +37,7 @@ from skorch.dataset import unpack_data
 from skorch.exceptions import DeviceWarning
 from skorch.utils import data_from_dataset, is_dataset, to_numpy, to_tensor
 
+from ._device import autocast_dtype, resolve_device
 from ._fusion_heads import ACTIVATIONS, FUSIONS, FusionNet, MLPNet, ModalityFusion
 from ._neural_data import (
     InMemoryDataset,
@@ -44,11 +45,11 @@ from ._neural_data import (
     first_non_finite,
     is_modality_dict,
     place,
-    resolve_device,
     to_block,
 )
-from ._validation import did_you_mean, plain
+from ._validation import did_you_mean, plain, renamed
 
+NEURAL_PRECISIONS = ("float32", "auto", "bfloat16")
 # torch optimizers with a fused implementation on CPU and CUDA
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
 
@@ -210,7 +211,21 @@ class _NeuralMixin:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
             )
-        for flag in ("early_stopping", "batch_norm", "amp"):
+        precision = renamed(self, "amp", "precision",
+                            lambda amp: "auto" if amp is True else "float32" if amp is False
+                            else amp)
+        if isinstance(precision, str) and precision == "float16":
+            raise ValueError(
+                "precision='float16' is not available for training (it needs loss "
+                "scaling); use 'bfloat16', 'auto' or 'float32'"
+            )
+        if precision not in NEURAL_PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {NEURAL_PRECISIONS} (amp: True or False), got "
+                f"{precision!r}"
+            )
+        self.precision_ = precision
+        for flag in ("early_stopping", "batch_norm"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         if not _valid_callbacks(self.callbacks):
@@ -390,9 +405,13 @@ class _NeuralMixin:
         return to_tensor(x, device=self.device_)
 
     def _autocast(self):
-        if self.amp and torch.device(self.device_).type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """Autocast of the forward passes: ``precision`` on this device ("auto":
+        bfloat16 on a GPU that has it, float32 elsewhere)."""
+        device = torch.device(self.device_)
+        dtype = autocast_dtype(getattr(self, "precision_", "float32"), device)
+        if dtype is None or dtype == torch.float16:  # float16 would need loss scaling
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
 
     def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
         """The batch loss: the criterion per row, weighted by ``sample_weight``
@@ -722,11 +741,11 @@ class _NeuralMixin:
         self._check_params()
         if reset or "device_" not in self.__dict__:
             self.device_ = resolve_device(self.device)
-        if (self.amp and torch.device(self.device_).type == "cuda"
+        if (self.precision_ == "bfloat16" and torch.device(self.device_).type == "cuda"
                 and not torch.cuda.is_bf16_supported()):
             raise ValueError(
-                f"amp=True runs in bfloat16, which {torch.cuda.get_device_name()} does "
-                "not support; set amp=False."
+                f"precision='bfloat16': {torch.cuda.get_device_name()} does not support "
+                "bfloat16; use precision='auto' or 'float32'."
             )
         if is_dataset(X) or "dataset" in vars(self):
             dataset, y_split = self._as_user_dataset(X, y, sample_weight, reset=reset,
@@ -845,9 +864,12 @@ _SHARED_TAIL_DOC = """
         Seeds the weights, dropout, shuffling and validation split: two fits
         with the same int give the same predictions (on the same device and
         torch build). None uses torch's global generator.
-    amp : bool, default=False
-        On CUDA, run forward passes in bfloat16 autocast (faster on recent
-        GPUs). No effect on the CPU."""
+    precision : {{"float32", "auto", "bfloat16"}}, default="float32"
+        Autocast precision of the forward passes. "auto" is bfloat16 on a GPU
+        that has it (faster on recent GPUs) and float32 elsewhere.
+    amp : bool
+        Deprecated: ``amp=True`` is ``precision="auto"``, ``amp=False``
+        ``precision="float32"``."""
 
 
 class _ClassifierMixin:
@@ -1327,7 +1349,8 @@ class NeuralClassifier(_ClassifierMixin, _NeuralMixin, NeuralNetClassifier):
         validation_fraction=0.1,
         n_iter_no_change=5,
         random_state=None,
-        amp=False,
+        precision="float32",
+        amp="deprecated",
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,
         lr=1e-3,
@@ -1359,6 +1382,7 @@ class NeuralClassifier(_ClassifierMixin, _NeuralMixin, NeuralNetClassifier):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
+        self.precision = precision
         self.amp = amp
         vars(self)["criterion"] = criterion
         self.optimizer = optimizer
@@ -1459,7 +1483,8 @@ class NeuralRegressor(_RegressorMixin, _NeuralMixin, NeuralNetRegressor):
         validation_fraction=0.1,
         n_iter_no_change=5,
         random_state=None,
-        amp=False,
+        precision="float32",
+        amp="deprecated",
         criterion=torch.nn.MSELoss,
         optimizer=torch.optim.Adam,
         lr=1e-3,
@@ -1490,6 +1515,7 @@ class NeuralRegressor(_RegressorMixin, _NeuralMixin, NeuralNetRegressor):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
+        self.precision = precision
         self.amp = amp
         vars(self)["criterion"] = criterion
         self.optimizer = optimizer

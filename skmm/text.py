@@ -12,7 +12,7 @@ from . import _text_encoders as enc
 from ._device import resolve_device
 from ._lru import LRUCache, one
 from ._text_input import clean_texts
-from ._validation import column_values, plain, warn
+from ._validation import column_values, plain, renamed, warn
 
 TFIDF = "tfidf"
 _TFIDF_COMPONENTS = 100  # n_components=None with model="tfidf"
@@ -81,9 +81,11 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     device : str, default="auto"
         Where a neural model runs: "auto" (a CUDA GPU when torch sees one,
         else the CPU), "cpu", "cuda", "cuda:1", "mps".
-    dtype : {"auto", "float32", "float16", "bfloat16"}, default="auto"
+    precision : {"auto", "float32", "float16", "bfloat16"}, default="auto"
         Precision a neural model runs in; "auto" is float16 on CUDA and
         float32 elsewhere. The output is float32 whatever the choice.
+    dtype : str
+        Deprecated: the former name of ``precision``.
     encoding : str, default="utf-8"
         Encoding used to decode cells that hold bytes.
     missing_indicator : bool, default=False
@@ -174,7 +176,8 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         batch_size=32,
         max_length=None,
         device="auto",
-        dtype="auto",
+        precision="auto",
+        dtype="deprecated",
         encoding="utf-8",
         missing_indicator=False,
         keep_weights_in_pickle=True,
@@ -189,6 +192,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
+        self.precision = precision
         self.dtype = dtype
         self.encoding = encoding
         self.missing_indicator = missing_indicator
@@ -327,7 +331,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         backend, source, origin = enc.resolve_model(self.model, self.backend)
         enc.require(backend)
         self.device_ = resolve_device(self.device)
-        self.dtype_ = enc.resolve_dtype(self.dtype, self.device_)
+        self.dtype_ = enc.resolve_dtype(renamed(self, "dtype", "precision"), self.device_)
         if self.verbose:
             print(
                 f"TextEmbedder: loading {os.fspath(self.model)!r} from {origin} "
@@ -392,8 +396,9 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ValueError(
                 f"max_length must be a positive int or None, got {self.max_length!r}"
             )
-        if self.dtype not in enc.DTYPES:
-            raise ValueError(f"dtype must be one of {enc.DTYPES}, got {self.dtype!r}")
+        precision = renamed(self, "dtype", "precision", quiet=True)
+        if precision not in enc.DTYPES:
+            raise ValueError(f"precision must be one of {enc.DTYPES}, got {precision!r}")
         try:
             codecs.lookup(self.encoding)
         except (LookupError, TypeError):
@@ -503,7 +508,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if getattr(self, "backend_", TFIDF) == TFIDF or "model_" in state:
             return
         device = self._device_here()
-        self.dtype_ = enc.resolve_dtype(self.dtype, device)
+        self.dtype_ = enc.resolve_dtype(renamed(self, "dtype", "precision", quiet=True), device)
         name = os.fspath(self.model)
         if files is not None:
             self.model_ = enc.load_from_files(

@@ -223,7 +223,7 @@ def test_grid_search_shares_one_cache_and_embeds_each_value_once(tmp_path):
             ("clf", LogisticRegression()),
         ])
         return GridSearchCV(
-            model, {"fuser__weights": [None, {"text": 2.0}]}, cv=KFold(3)
+            model, {"fuser__transformer_weights": [None, {"text": 2.0}]}, cv=KFold(3)
         ).fit(X, y)
 
     cached = search(cache)

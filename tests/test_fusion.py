@@ -114,7 +114,7 @@ def test_block_normalization_gives_unit_variance_per_block(frame):
 def test_weights_scale_blocks(frame):
     X, _ = frame
     base = _fuser().fit_transform(X).toarray()
-    fuser = _fuser(weights={"numeric": 3.0})
+    fuser = _fuser(transformer_weights={"numeric": 3.0})
     out = fuser.fit_transform(X).toarray()
     cols = fuser.output_indices_["numeric"]
     np.testing.assert_allclose(out[:, cols], 3.0 * base[:, cols], rtol=1e-6)
@@ -137,13 +137,14 @@ def test_dense_output_is_each_block_times_its_factor_in_its_own_dtype(rng, norma
         ("count", "passthrough", ["count"]),  # int64
         ("flag", "passthrough", ["flag"]),  # bool
         ("colour", OneHotEncoder(), ["colour"]),  # sparse float64
-    ], normalize=normalize, weights={"emb": 0.3, "colour": 0.5}, sparse_threshold=0.0)
+    ], normalize=normalize, transformer_weights={"emb": 0.3, "colour": 0.5},
+        sparse_threshold=0.0)
     out = fuser.fit_transform(X)
     expected = []
     for name, block in (("emb", X[["emb"]].to_numpy()), ("count", X[["count"]].to_numpy()),
                         ("flag", X[["flag"]].to_numpy()),
                         ("colour", fuser.named_transformers_.colour.transform(X[["colour"]]))):
-        factor = fuser.scales_[name] * fuser.weights.get(name, 1.0)
+        factor = fuser.scales_[name] * fuser.transformer_weights.get(name, 1.0)
         expected.append(block * factor if factor != 1.0 else block)
     expected = np.hstack([b.toarray() if sp.issparse(b) else b for b in expected])
     assert out.dtype == expected.dtype
@@ -154,7 +155,7 @@ def test_dense_output_is_each_block_times_its_factor_in_its_own_dtype(rng, norma
 def test_float32_blocks_stay_float32(rng):
     X = pd.DataFrame(rng.normal(size=(30, 3)).astype(np.float32), columns=["a", "b", "c"])
     fuser = MultimodalFuser([("ab", "passthrough", ["a", "b"]), ("c", "passthrough", ["c"])],
-                            weights={"c": 0.3})
+                            transformer_weights={"c": 0.3})
     out = fuser.fit_transform(X)
     assert out.dtype == np.float32
     factors = [fuser.scales_["ab"], fuser.scales_["c"] * 0.3]
@@ -170,7 +171,8 @@ def test_sum_fusion_keeps_the_float_dtype(rng, dtype):
     X = pd.DataFrame(rng.normal(size=(30, 4)).astype(dtype), columns=list("abcd"))
     fuser = MultimodalFuser([("ab", "passthrough", ["a", "b"]),
                              ("cd", StandardScaler(), ["c", "d"])],
-                            fusion="sum", n_components=3, weights={"cd": np.float64(0.5)})
+                            fusion="sum", n_components=3,
+                            transformer_weights={"cd": np.float64(0.5)})
     assert fuser.fit_transform(X).dtype == dtype
     assert fuser.transform(X).dtype == dtype
 
@@ -178,7 +180,8 @@ def test_sum_fusion_keeps_the_float_dtype(rng, dtype):
 def test_numpy_weights_and_float16_blocks(rng):
     X = pd.DataFrame({"a": rng.normal(size=20).astype(np.float32),
                       "h": rng.normal(size=20).astype(np.float16)})
-    fuser = MultimodalFuser([("a", "passthrough", ["a"])], weights={"a": np.float64(2.0)})
+    fuser = MultimodalFuser([("a", "passthrough", ["a"])],
+                            transformer_weights={"a": np.float64(2.0)})
     assert fuser.fit_transform(X).dtype == np.float32  # a numpy weight does not upcast
     fuser = MultimodalFuser([("h", "passthrough", ["h"])])
     out = fuser.fit_transform(X)
@@ -191,13 +194,14 @@ def test_numpy_weights_and_float16_blocks(rng):
 def test_unknown_weight_names_the_modalities(frame):
     X, _ = frame
     with pytest.raises(ValueError, match="'txet'.*Did you mean 'text'"):
-        _fuser(weights={"txet": 2.0}).fit(X)
+        _fuser(transformer_weights={"txet": 2.0}).fit(X)
 
 
-@pytest.mark.parametrize("name", ["weights", "normalize", "transformers"])
+@pytest.mark.parametrize("name", ["transformer_weights", "weights", "normalize",
+                                  "transformers"])
 def test_a_modality_named_like_a_parameter_is_refused(frame, name):
-    # get_params()["weights"] would return the transformer, and a search over
-    # fuser__weights would replace it
+    # get_params()["transformer_weights"] would return the transformer, and a
+    # search over fuser__transformer_weights would replace it
     X, _ = frame
     fuser = MultimodalFuser([(name, StandardScaler(), ["a", "b"]),
                              ("other", StandardScaler(), ["c"])])
@@ -211,7 +215,7 @@ def test_sum_fusion_projects_each_block(frame):
     fuser = MultimodalFuser([
         ("wide", StandardScaler(), ["a", "b", "c"]),
         ("text", TfidfVectorizer(), "title"),
-    ], fusion="sum", n_components=2, random_state=0, weights={"wide": 0.0})
+    ], fusion="sum", n_components=2, random_state=0, transformer_weights={"wide": 0.0})
     out = fuser.fit_transform(X)
     assert out.shape == (60, 2)
     # with the first modality weighted 0 only the text block remains
@@ -304,8 +308,8 @@ def test_passthrough_of_text_column_is_explained(frame):
     ({"normalize": "l2"}, "normalize must be one of"),
     ({"output": "list"}, "output must be one of"),
     ({"n_components": 0}, "n_components must be a positive int"),
-    ({"weights": [1, 2]}, "weights must be a dict"),
-    ({"weights": {"text": float("nan")}}, "must be a finite number"),
+    ({"transformer_weights": [1, 2]}, "transformer_weights must be a dict"),
+    ({"transformer_weights": {"text": float("nan")}}, "must be a finite number"),
 ])
 def test_bad_parameters(frame, params, match):
     X, _ = frame
@@ -349,9 +353,9 @@ def test_grid_search_over_weights_and_nested_params(frame):
     X, y = frame
     model = Pipeline([("fuser", _fuser()), ("clf", LogisticRegression())])
     params = model.get_params()
-    assert "fuser__text__lowercase" in params and "fuser__weights" in params
+    assert "fuser__text__lowercase" in params and "fuser__transformer_weights" in params
     search = GridSearchCV(model, {
-        "fuser__weights": [None, {"numeric": 0.0}],
+        "fuser__transformer_weights": [None, {"numeric": 0.0}],
         "fuser__text__lowercase": [True, False],
     }, cv=3)
     search.fit(X, y)
@@ -370,13 +374,21 @@ def test_set_params_replaces_a_modality(frame):
 
 def test_clone_and_pickle_round_trip(frame):
     X, _ = frame
-    fuser = _fuser(weights={"text": 2.0}).fit(X)
+    fuser = _fuser(transformer_weights={"text": 2.0}).fit(X)
     np.testing.assert_allclose(
         pickle.loads(pickle.dumps(fuser)).transform(X).toarray(), fuser.transform(X).toarray()
     )
     cloned = clone(fuser)
     assert not hasattr(cloned, "column_transformer_")
-    assert cloned.get_params()["weights"] == {"text": 2.0}
+    assert cloned.get_params()["transformer_weights"] == {"text": 2.0}
+
+
+def test_weights_is_the_deprecated_name_of_transformer_weights(frame):
+    X, _ = frame
+    with pytest.warns(FutureWarning, match=r"weights= is deprecated .*transformer_weights="):
+        old = _fuser(weights={"text": 2.0}).fit_transform(X)
+    new = _fuser(transformer_weights={"text": 2.0}).fit_transform(X)
+    np.testing.assert_array_equal(old.toarray(), new.toarray())
 
 
 def test_parallel_fit_matches_serial(frame):

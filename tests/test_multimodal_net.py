@@ -738,3 +738,15 @@ def test_bad_image_cells_get_the_same_clear_error_in_every_entry_point(entry, ce
     frame = pd.DataFrame({"photo": photos}, index=[10, 11, 12, 13])
     with pytest.raises(ValueError, match=rf"column 'photo', row 12: {cause}.*on_error='zero'"):
         _image_fit(entry, frame)
+
+
+def test_renamed_parameters_still_work_with_a_deprecation_warning(data):
+    X, labels = data
+    with pytest.warns(FutureWarning, match=r"image_tower= is deprecated .*image_backbone="):
+        old = _clf(image_tower="simple_cnn", text=None, tabular=None, max_epochs=1)
+        old.fit(X[:40], labels["image"][:40])
+    new = _clf(text=None, tabular=None, max_epochs=1).fit(X[:40], labels["image"][:40])
+    np.testing.assert_array_equal(old.predict_proba(X[40:60]), new.predict_proba(X[40:60]))
+    with pytest.warns(FutureWarning, match=r"amp= is deprecated .*precision="):
+        clf = _clf(amp=False, image=None, max_epochs=1).fit(X[:40], labels["text"][:40])
+    assert clf.precision_ == "float32"

@@ -641,3 +641,35 @@ def test_a_torch_dataset_as_x_trains_the_given_module_as_skorch_does():
     targets = torch.from_numpy(X[:, :1] * 3.0)
     reg.fit(torch.utils.data.TensorDataset(torch.from_numpy(X), targets), None)
     np.testing.assert_allclose(reg.predict(X), X[:, :1] * 3.0, atol=0.3)
+
+
+class _RecordsDtype(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+        self.seen = set()
+
+    def forward(self, X):
+        out = self.linear(X)
+        self.seen.add(out.dtype)
+        return out
+
+
+def test_precision_sets_the_autocast_of_the_forward_pass_and_amp_is_deprecated():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    module = _RecordsDtype()
+    clf = NeuralClassifier(module=module, precision="bfloat16", max_epochs=2).fit(X, y)
+    assert clf.precision_ == "bfloat16" and clf.module_.seen == {torch.bfloat16}
+    assert clf.predict_proba(X).dtype == np.float64  # outputs back in full precision
+    module = _RecordsDtype()
+    NeuralClassifier(module=module, max_epochs=1).fit(X, y)  # float32 by default
+    assert module.seen == {torch.float32}
+    with pytest.warns(FutureWarning, match=r"amp= is deprecated .*use precision="):
+        clf = NeuralClassifier(amp=True, max_epochs=1).fit(X, y)
+    assert clf.precision_ == "auto"
+    with pytest.raises(ValueError, match="float16.*loss scaling"):
+        NeuralRegressor(precision="float16", max_epochs=1).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="precision must be one of"):
+        NeuralRegressor(precision="half", max_epochs=1).fit(X, X[:, 0])

@@ -361,7 +361,7 @@ def test_sklearn_contract():
     ({"n_components": 0}, "n_components must be a positive int or None"),
     ({"max_length": 2.5}, "max_length must be a positive int or None"),
     ({"backend": "onnx"}, "backend must be one of"),
-    ({"dtype": "int8"}, "dtype must be one of"),
+    ({"precision": "int8"}, "precision must be one of"),
     ({"model": 3}, "model must be a model name, a directory or 'tfidf'"),
 ])
 def test_bad_parameters_fail_in_fit(params, match):
@@ -455,8 +455,8 @@ def test_grid_search_over_backends_and_components():
 @pytest.mark.parametrize("backend, dtype", [("auto", "bfloat16"),
                                             ("transformers", "float16")])
 def test_half_precision_path_on_the_cpu(minilm, backend, dtype):
-    """The code path of dtype="auto" on a GPU, run where there is none."""
-    embedder = TextEmbedder(MINILM_DIR, backend=backend, dtype=dtype, device="cpu")
+    """The code path of precision="auto" on a GPU, run where there is none."""
+    embedder = TextEmbedder(MINILM_DIR, backend=backend, precision=dtype, device="cpu")
     out = embedder.fit_transform(SENTENCES)
     assert embedder.dtype_ == dtype and out.dtype == np.float32
     assert str(next(embedder.model_.parameters()).dtype) == f"torch.{dtype}"
@@ -465,13 +465,19 @@ def test_half_precision_path_on_the_cpu(minilm, backend, dtype):
                                   out)
 
 
+def test_dtype_is_the_deprecated_name_of_precision(minilm):
+    with pytest.warns(FutureWarning, match=r"dtype= is deprecated .*use precision="):
+        embedder = TextEmbedder(MINILM_DIR, dtype="bfloat16", device="cpu").fit(SENTENCES)
+    assert embedder.dtype_ == "bfloat16"
+
+
 # -- GPU -------------------------------------------------------------------
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["auto", "float16", "bfloat16"])
 def test_half_precision_on_cuda_matches_float32(minilm, dtype):
-    embedder = TextEmbedder(device="cuda", dtype=dtype).fit(["x"])
+    embedder = TextEmbedder(device="cuda", precision=dtype).fit(["x"])
     assert embedder.device_.startswith("cuda")
     assert embedder.dtype_ == ("float16" if dtype == "auto" else dtype)
     out = embedder.transform(SENTENCES)
