@@ -18,7 +18,6 @@ whose every value is missing is a valid input like any other (zeros,
 indicators at 1, missing codes), so it gets a learned embedding.
 """
 
-import numbers
 import warnings
 
 import numpy as np
@@ -123,14 +122,6 @@ class TabularPreprocessor:
         both = set(numeric) & set(categorical)
         if both:
             raise ValueError(f"columns {sorted(both)} are listed as both numeric and categorical")
-        if not (isinstance(self.min_frequency, numbers.Integral) and self.min_frequency >= 1):
-            raise ValueError(f"min_frequency must be an int >= 1, got {self.min_frequency!r}")
-        if self.max_categories is not None and not (
-            isinstance(self.max_categories, numbers.Integral) and self.max_categories >= 0
-        ):
-            raise ValueError(
-                f"max_categories must be None or an int >= 0, got {self.max_categories!r}"
-            )
         check_frame_columns(X, numeric + categorical)
         self.numeric_columns_ = numeric
         self.categorical_columns_ = categorical

@@ -142,3 +142,29 @@ def renamed(estimator, old, new, convert=None, *, quiet=False):
             FutureWarning,
         )
     return convert(value) if convert is not None else value
+
+
+def validate_params(estimator, caller=None):
+    """Check the parameters named in ``estimator._parameter_constraints`` with
+    scikit-learn's machinery, whose errors name the parameter, the
+    estimator (or ``caller``), what is allowed and what was given."""
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        StrOptions,
+        validate_parameter_constraints,
+    )
+
+    constraints = estimator._parameter_constraints
+    params = {name: getattr(estimator, name) for name in constraints}
+    try:
+        validate_parameter_constraints(constraints, params,
+                                       caller_name=caller or type(estimator).__name__)
+    except InvalidParameterError as exc:
+        # a near miss of an option gets a suggestion
+        name = next(n for n in constraints if f"The {n!r} parameter" in str(exc))
+        options = [str(option) for constraint in constraints[name]
+                   if isinstance(constraint, StrOptions) for option in constraint.options]
+        hint = did_you_mean(params[name], options) if isinstance(params[name], str) else ""
+        if not hint:
+            raise
+        raise InvalidParameterError(f"{exc}{hint}") from None

@@ -15,13 +15,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.utils import Bunch, get_tags
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._validation import did_you_mean, renamed
+from ._validation import did_you_mean, renamed, validate_params
 
 _FUSIONS = ("concat", "sum")
-_NORMALIZE = (None, "block")
 _OUTPUTS = ("array", "dict")
 
 
@@ -353,28 +353,16 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
 
     # -- helpers -----------------------------------------------------------
 
+    _parameter_constraints = {
+        "fusion": [StrOptions(set(_FUSIONS))],
+        "normalize": [None, StrOptions({"block"})],
+        "sparse_threshold": [Interval(numbers.Real, 0, 1, closed="both")],
+        "output": [StrOptions(set(_OUTPUTS))],
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
     def _check_params(self):
-        if self.fusion not in _FUSIONS:
-            raise ValueError(f"fusion must be one of {_FUSIONS}, got {self.fusion!r}")
-        if self.normalize not in _NORMALIZE:
-            raise ValueError(
-                f"normalize must be one of {_NORMALIZE}, got {self.normalize!r}"
-            )
-        if not (
-            isinstance(self.sparse_threshold, numbers.Real)
-            and 0 <= self.sparse_threshold <= 1
-        ):
-            raise ValueError(
-                f"sparse_threshold must be a number in [0, 1], got {self.sparse_threshold!r}"
-            )
-        if self.output not in _OUTPUTS:
-            raise ValueError(f"output must be one of {_OUTPUTS}, got {self.output!r}")
-        if not (
-            isinstance(self.n_components, numbers.Integral) and self.n_components >= 1
-        ):
-            raise ValueError(
-                f"n_components must be a positive int, got {self.n_components!r}"
-            )
+        validate_params(self)
         weights = renamed(self, "weights", "transformer_weights")
         if weights is not None and not isinstance(weights, dict):
             raise TypeError(

@@ -2,9 +2,11 @@
 
 import contextlib
 import os
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._device import PRECISIONS, autocast_dtype
@@ -20,7 +22,7 @@ from ._preprocess import (
     read_cells,
     to_input,
 )
-from ._validation import cell_error, column_values, is_missing, plain, warn
+from ._validation import cell_error, column_values, is_missing, plain, validate_params, warn
 
 _ON_ERROR = ("raise", "zero")
 
@@ -71,12 +73,15 @@ class ImagePixels(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.on_error = on_error
         self.missing_indicator = missing_indicator
 
+    _parameter_constraints = {
+        "size": [Interval(Integral, 1, None, closed="left")],
+        "on_error": [StrOptions(set(_ON_ERROR))],
+        "missing_indicator": ["boolean"],
+    }
+
     def fit(self, X, y=None):
         """Check the parameters and remember the column; nothing is learned."""
-        if not (isinstance(self.size, (int, np.integer)) and self.size >= 1):
-            raise ValueError(f"size must be a positive int, got {self.size!r}")
-        if self.on_error not in _ON_ERROR:
-            raise ValueError(f"on_error must be one of {_ON_ERROR}, got {self.on_error!r}")
+        validate_params(self)
         _, name, _ = column_values(X)
         self.n_features_in_ = 1
         if hasattr(X, "columns"):
@@ -580,37 +585,20 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     # -- helpers -----------------------------------------------------------
 
+    _parameter_constraints = {
+        "on_error": [StrOptions(set(_ON_ERROR))],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "num_workers": [None, Interval(Integral, 0, None, closed="left")],
+        "decoder": [StrOptions(set(_DECODERS))],
+        "resize": [StrOptions({"auto", *RESIZES})],
+        "interpolation": [StrOptions({"auto", *INTERPOLATIONS})],
+    }
+
     def _check_params(self):
-        if self.on_error not in _ON_ERROR:
-            raise ValueError(f"on_error must be one of {_ON_ERROR}, got {self.on_error!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {PRECISIONS}, got {self.precision!r}"
-            )
-        if not (
-            (isinstance(self.batch_size, str) and self.batch_size == "auto")
-            or (isinstance(self.batch_size, (int, np.integer))
-                and not isinstance(self.batch_size, bool) and self.batch_size >= 1)
-        ):
-            raise ValueError(
-                f"batch_size must be 'auto' or a positive int, got {self.batch_size!r}"
-            )
-        if self.num_workers is not None and not (
-            isinstance(self.num_workers, (int, np.integer)) and self.num_workers >= 0
-        ):
-            raise ValueError(
-                f"num_workers must be None or an int >= 0, got {self.num_workers!r}"
-            )
+        validate_params(self)
         if not (isinstance(self.image_size, str) and self.image_size == "auto"):
             check_image_size(self.image_size)
-        if not (isinstance(self.decoder, str) and self.decoder in _DECODERS):
-            raise ValueError(f"decoder must be one of {_DECODERS}, got {self.decoder!r}")
-        for name, value, options in (
-            ("resize", self.resize, RESIZES), ("interpolation", self.interpolation,
-                                               INTERPOLATIONS),
-        ):
-            if value != "auto" and value not in options:
-                raise ValueError(f"{name} must be 'auto' or one of {options}, got {value!r}")
 
     def _preprocessing(self):
         """The preprocessing of the network, with this embedder's overrides."""

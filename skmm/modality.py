@@ -30,6 +30,7 @@ from collections import namedtuple
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._backbones import build_image_encoder, parse_backbone, preprocessing
 from ._multimodal_data import ImageLoader, WithMissingEmbedding, default_augment
@@ -50,7 +51,7 @@ from ._text_towers import (
     is_pretrained_text_tower,
     load_pretrained_text,
 )
-from ._validation import check_frame_columns, did_you_mean
+from ._validation import check_frame_columns, did_you_mean, validate_params
 from .cache import content_key
 
 ImageCells = namedtuple("ImageCells", "cells keys row_labels")
@@ -102,6 +103,11 @@ class _Modality(BaseEstimator):
     def _param_error(self, name, message):
         return ValueError(f"modality {name!r}: {message}")
 
+    _parameter_constraints = {}
+
+    def _check_params(self, name):
+        validate_params(self, f"{type(self).__name__} of modality {name!r}")
+
 
 class ImageModality(_Modality):
     """One image column (paths, bytes, PIL images or arrays) for the end-to-end nets.
@@ -135,6 +141,12 @@ class ImageModality(_Modality):
     """
 
     _columns_kind = "one"
+    _parameter_constraints = {
+        "image_size": [Interval(numbers.Integral, 8, None, closed="left")],
+        "augment": ["boolean"],
+        "on_error": [StrOptions({"raise", "zero"})],
+        "cache_bytes": [Interval(numbers.Integral, 0, None, closed="left")],
+    }
 
     def __init__(self, backbone="simple_cnn", *, weights=None, image_size=64, augment=True,
                  on_error="raise", cache_bytes=512 * 2**20):
@@ -150,18 +162,7 @@ class ImageModality(_Modality):
             parse_backbone(self.backbone)
         except ValueError as exc:
             raise self._param_error(name, f"backbone: {exc}") from None
-        if not (isinstance(self.image_size, numbers.Integral) and self.image_size >= 8):
-            raise self._param_error(name, f"image_size must be an int >= 8, got "
-                                          f"{self.image_size!r}")
-        if not isinstance(self.augment, (bool, np.bool_)):
-            raise self._param_error(name, f"augment must be True or False, got "
-                                          f"{self.augment!r}")
-        if self.on_error not in ("raise", "zero"):
-            raise self._param_error(name, f"on_error must be 'raise' or 'zero', got "
-                                          f"{self.on_error!r}")
-        if not (isinstance(self.cache_bytes, numbers.Integral) and self.cache_bytes >= 0):
-            raise self._param_error(name, f"cache_bytes must be an int >= 0, got "
-                                          f"{self.cache_bytes!r}")
+        super()._check_params(name)
 
     def _fit(self, X):
         column = self.columns_[0]
@@ -245,6 +246,10 @@ class TextModality(_Modality):
     TextModality(max_length=32, tower='gru')
     """
 
+    _parameter_constraints = {
+        "max_length": [None, Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, tower="bag", *, max_length=None):
         self.tower = tower
         self.max_length = max_length
@@ -260,12 +265,7 @@ class TextModality(_Modality):
                 f"tower={tower!r} is not one of the built-in towers {TEXT_TOWERS}, nor "
                 "the name or directory of a sentence-transformers model." + (typo or ""),
             )
-        if self.max_length is not None and not (
-            isinstance(self.max_length, numbers.Integral) and self.max_length >= 1
-        ):
-            raise self._param_error(
-                name, f"max_length must be None or an int >= 1, got {self.max_length!r}"
-            )
+        super()._check_params(name)
 
     def _fit(self, X):
         self.__dict__.pop("model_path_", None)
@@ -347,8 +347,10 @@ class TabularModality(_Modality):
         self.min_frequency = min_frequency
         self.max_categories = max_categories
 
-    def _check_params(self, name):
-        pass  # TabularPreprocessor checks its own
+    _parameter_constraints = {
+        "min_frequency": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_categories": [None, Interval(numbers.Integral, 0, None, closed="left")],
+    }
 
     def _fit(self, X):
         numeric, categorical = infer_tabular_columns(X, self.columns_)

@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import clone
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 
@@ -86,6 +87,12 @@ class _MultimodalNetMixin:
     """What the end-to-end estimators change in the neural estimators: a
     DataFrame in, one fitted modality per column group, towers built from
     them, batches decoded on the fly."""
+
+    _parameter_constraints = {
+        **_NeuralMixin._parameter_constraints,
+        "modality_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "num_workers": [Interval(numbers.Integral, 0, None, closed="left")],
+    }
 
     # -- parameters ----------------------------------------------------------
 
@@ -180,13 +187,6 @@ class _MultimodalNetMixin:
                     params = _SHORTHAND[name][1]
                     exc.args = (f"{exc} (set by {', '.join(params.values())})",) + exc.args[1:]
                 raise
-        if not (isinstance(self.modality_dropout, numbers.Real)
-                and 0 <= self.modality_dropout < 1):
-            raise ValueError(
-                f"modality_dropout must be in [0, 1), got {self.modality_dropout!r}"
-            )
-        if not (isinstance(self.num_workers, numbers.Integral) and self.num_workers >= 0):
-            raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
         freeze = self.freeze
         if isinstance(freeze, (bool, np.bool_)):
             return list(by_name) if freeze else []

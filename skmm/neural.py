@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -47,7 +48,7 @@ from ._neural_data import (
     place,
     to_block,
 )
-from ._validation import did_you_mean, plain, renamed
+from ._validation import did_you_mean, plain, renamed, validate_params
 
 NEURAL_PRECISIONS = ("float32", "auto", "bfloat16")
 # torch optimizers with a fused implementation on CPU and CUDA
@@ -178,6 +179,19 @@ class _NeuralMixin:
 
     # -- parameters ----------------------------------------------------------
 
+    _parameter_constraints = {
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "fusion": [StrOptions(set(FUSIONS))],
+        "fusion_width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "early_stopping": ["boolean"],
+        "batch_norm": ["boolean"],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "precision": [StrOptions({*NEURAL_PRECISIONS, "float16"})],
+        "amp": ["boolean", Hidden(StrOptions({"deprecated"}))],
+    }
+
     def _check_params(self):
         hidden = self.hidden_units
         if isinstance(hidden, numbers.Integral):
@@ -190,27 +204,7 @@ class _NeuralMixin:
                 "hidden_units must be a tuple of positive ints (one per hidden layer, "
                 f"() for none), got {self.hidden_units!r}"
             )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
-                f"{did_you_mean(str(self.activation), sorted(ACTIVATIONS))}"
-            )
-        if not (isinstance(self.dropout, numbers.Real) and 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.fusion not in FUSIONS:
-            raise ValueError(
-                f"fusion must be one of {FUSIONS}, got {self.fusion!r}"
-                f"{did_you_mean(str(self.fusion), FUSIONS)}"
-            )
-        if not (isinstance(self.fusion_width, numbers.Integral) and self.fusion_width >= 1):
-            raise ValueError(f"fusion_width must be a positive int, got {self.fusion_width!r}")
-        if not (
-            isinstance(self.validation_fraction, numbers.Real)
-            and 0 < self.validation_fraction < 1
-        ):
-            raise ValueError(
-                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
-            )
+        validate_params(self)
         precision = renamed(self, "amp", "precision",
                             lambda amp: "auto" if amp is True else "float32" if amp is False
                             else amp)
@@ -219,24 +213,11 @@ class _NeuralMixin:
                 "precision='float16' is not available for training (it needs loss "
                 "scaling); use 'bfloat16', 'auto' or 'float32'"
             )
-        if precision not in NEURAL_PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {NEURAL_PRECISIONS} (amp: True or False), got "
-                f"{precision!r}"
-            )
         self.precision_ = precision
-        for flag in ("early_stopping", "batch_norm"):
-            if not isinstance(getattr(self, flag), (bool, np.bool_)):
-                raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         if not _valid_callbacks(self.callbacks):
             raise ValueError(
                 "callbacks must be None, 'disable' or a list of skorch callbacks or "
                 f"(name, callback) pairs, got {self.callbacks!r}"
-            )
-        if not (isinstance(self.n_iter_no_change, numbers.Integral)
-                and self.n_iter_no_change >= 1):
-            raise ValueError(
-                f"n_iter_no_change must be a positive int, got {self.n_iter_no_change!r}"
             )
 
     # -- device --------------------------------------------------------------

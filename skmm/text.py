@@ -1,18 +1,19 @@
 """Text transformers: a column of text in, a float32 feature matrix out."""
 
 import codecs
-import numbers
 import os
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _text_encoders as enc
 from ._device import resolve_device
 from ._lru import LRUCache, one
 from ._text_input import clean_texts
-from ._validation import column_values, plain, renamed, warn
+from ._validation import column_values, plain, renamed, validate_params, warn
 
 TFIDF = "tfidf"
 _TFIDF_COMPONENTS = 100  # n_components=None with model="tfidf"
@@ -378,27 +379,22 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.pca_.fit(embeddings[codes])
         return codes, embeddings
 
+    _parameter_constraints = {
+        "backend": [StrOptions(set(enc.BACKENDS))],
+        "n_components": [None, Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_length": [None, Interval(Integral, 1, None, closed="left")],
+        "precision": [StrOptions(set(enc.DTYPES))],
+        "dtype": [StrOptions({"deprecated", *enc.DTYPES})],
+    }
+
     def _check_params(self):
         if not isinstance(self.model, (str, os.PathLike)) or not os.fspath(self.model):
             raise ValueError(
                 "model must be a model name, a directory or 'tfidf', got "
                 f"{self.model!r}"
             )
-        if self.backend not in enc.BACKENDS:
-            raise ValueError(f"backend must be one of {enc.BACKENDS}, got {self.backend!r}")
-        if self.n_components is not None and not _positive_int(self.n_components):
-            raise ValueError(
-                f"n_components must be a positive int or None, got {self.n_components!r}"
-            )
-        if not _positive_int(self.batch_size):
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        if self.max_length is not None and not _positive_int(self.max_length):
-            raise ValueError(
-                f"max_length must be a positive int or None, got {self.max_length!r}"
-            )
-        precision = renamed(self, "dtype", "precision", quiet=True)
-        if precision not in enc.DTYPES:
-            raise ValueError(f"precision must be one of {enc.DTYPES}, got {precision!r}")
+        validate_params(self)
         try:
             codecs.lookup(self.encoding)
         except (LookupError, TypeError):
@@ -580,10 +576,6 @@ class _SharedModel:
 # Models loaded in this process, by source, device, dtype and max_length: the
 # fits of a grid search share one frozen model instead of loading it each time.
 _MODELS = LRUCache(2, sizeof=one)
-
-
-def _positive_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 def _factorize(texts):

@@ -66,7 +66,7 @@ def test_sparse_output_only_when_the_fused_matrix_is_mostly_empty(rng):
     )
     blocks = clone(small).set_params(output="dict").fit_transform(X)
     assert sp.issparse(blocks["colour"]) and isinstance(blocks["embedding"], np.ndarray)
-    with pytest.raises(ValueError, match="sparse_threshold must be a number in"):
+    with pytest.raises(ValueError, match="sparse_threshold. parameter of MultimodalFuser must"):
         clone(small).set_params(sparse_threshold=2).fit(X)
 
 
@@ -304,10 +304,10 @@ def test_passthrough_of_text_column_is_explained(frame):
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"fusion": "mean"}, "fusion must be one of"),
-    ({"normalize": "l2"}, "normalize must be one of"),
-    ({"output": "list"}, "output must be one of"),
-    ({"n_components": 0}, "n_components must be a positive int"),
+    ({"fusion": "mean"}, "The 'fusion' parameter of MultimodalFuser must be"),
+    ({"normalize": "l2"}, "The 'normalize' parameter of MultimodalFuser must be"),
+    ({"output": "list"}, "The 'output' parameter of MultimodalFuser must be"),
+    ({"n_components": 0}, "The 'n_components' parameter of MultimodalFuser must be"),
     ({"transformer_weights": [1, 2]}, "transformer_weights must be a dict"),
     ({"transformer_weights": {"text": float("nan")}}, "must be a finite number"),
 ])

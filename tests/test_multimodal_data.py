@@ -163,7 +163,7 @@ def test_modality_errors_name_the_modality_and_column():
         TextModality().fit(X, [], name="text")
     with pytest.raises(ValueError, match="modality 'text': tower='lsmt'.*Did you mean 'lstm'"):
         TextModality(tower="lsmt").fit(X, "title", name="text")
-    with pytest.raises(ValueError, match="modality 'photo': image_size must be an int >= 8"):
+    with pytest.raises(ValueError, match="'image_size' parameter of ImageModality of modality 'p"):
         ImageModality(image_size=4).fit(X, "title", name="photo")
     text = TextModality().fit(X, "title", name="text")
     with pytest.raises(ValueError, match="y has 2 rows"):

@@ -421,7 +421,7 @@ def test_modality_mismatches_fail_clearly(rng):
         clf.predict(X["image"])
     with pytest.raises(ValueError, match="'text' has 39 rows but 'image' has 40"):
         _clf().fit({"image": X["image"], "text": X["text"][:39]}, y)
-    with pytest.raises(ValueError, match="fusion must be one of.*Did you mean 'gated'"):
+    with pytest.raises(ValueError, match="'fusion' parameter of NeuralClassifier .*'gated'?"):
         _clf(fusion="gate").fit(X, y)
 
 
@@ -671,5 +671,5 @@ def test_precision_sets_the_autocast_of_the_forward_pass_and_amp_is_deprecated()
     assert clf.precision_ == "auto"
     with pytest.raises(ValueError, match="float16.*loss scaling"):
         NeuralRegressor(precision="float16", max_epochs=1).fit(X, X[:, 0])
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="'precision' parameter of NeuralRegressor must be"):
         NeuralRegressor(precision="half", max_epochs=1).fit(X, X[:, 0])

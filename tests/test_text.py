@@ -357,11 +357,11 @@ def test_sklearn_contract():
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"batch_size": 0}, "batch_size must be a positive int"),
-    ({"n_components": 0}, "n_components must be a positive int or None"),
-    ({"max_length": 2.5}, "max_length must be a positive int or None"),
-    ({"backend": "onnx"}, "backend must be one of"),
-    ({"precision": "int8"}, "precision must be one of"),
+    ({"batch_size": 0}, "The 'batch_size' parameter of TextEmbedder must be"),
+    ({"n_components": 0}, "The 'n_components' parameter of TextEmbedder must be"),
+    ({"max_length": 2.5}, "The 'max_length' parameter of TextEmbedder must be"),
+    ({"backend": "onnx"}, "The 'backend' parameter of TextEmbedder must be"),
+    ({"precision": "int8"}, "The 'precision' parameter of TextEmbedder must be"),
     ({"model": 3}, "model must be a model name, a directory or 'tfidf'"),
 ])
 def test_bad_parameters_fail_in_fit(params, match):
