@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from skmm._multimodal_data import MultimodalDataset, prefetch
-from skmm._text_towers import PAD_ID, TEXT_TOWERS, TextVocabulary, build_text_tower
 from skmm.datasets import load_fashion
-from skmm.modality import ImageModality
+from skmm.image._modality import ImageModality
+from skmm.neural._batches import MultimodalDataset, prefetch
+from skmm.text._towers import PAD_ID, TEXT_TOWERS, TextVocabulary, build_text_tower
 
 BATCH = 64
 

@@ -127,7 +127,7 @@ def forward_only(embedder, paths):
     """
     import torch
 
-    from skmm._preprocess import read_cells
+    from skmm.image._preprocess import read_cells
 
     device = embedder.device_
     pixels = embedder._prep.batch(read_cells(paths, embedder._prep)[0], device)
@@ -148,7 +148,7 @@ def forward_only(embedder, paths):
 def _amp(embedder):
     import torch
 
-    from skmm._device import autocast_dtype
+    from skmm._utils.device import autocast_dtype
 
     dtype = autocast_dtype(embedder.precision, embedder.device_)
     return torch.autocast(embedder.device_.type, dtype=dtype, enabled=dtype is not None)
@@ -204,7 +204,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--default-malloc", action="store_true",
                         help="keep glibc's default mmap/trim thresholds, which ImageEmbedder "
-                             "otherwise fixes (see skmm._device.tune_cpu_allocator)")
+                             "otherwise fixes (see skmm._utils.device.tune_cpu_allocator)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--n-images", type=int, default=256)
     parser.add_argument("--memory-images", default=None,

@@ -99,7 +99,7 @@ def _write(location, seed, n, batch, out, barrier=None):
 
 def cache_backends():
     from skmm import EmbeddingCache
-    from skmm._testing import new_database, throwaway_postgres
+    from skmm._utils.testing import new_database, throwaway_postgres
 
     with throwaway_postgres() as server:
         print(f"\n2. Embedding cache, {N_ROWS:,} rows of {DIM} float32 "

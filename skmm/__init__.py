@@ -20,11 +20,11 @@ _LAZY = {
     "modality_importance": "skmm.inspection",
     "NeuralClassifier": "skmm.neural",
     "NeuralRegressor": "skmm.neural",
-    "MultimodalNetClassifier": "skmm.multimodal_net",
-    "MultimodalNetRegressor": "skmm.multimodal_net",
-    "ImageModality": "skmm.modality",
-    "TextModality": "skmm.modality",
-    "TabularModality": "skmm.modality",
+    "MultimodalNetClassifier": "skmm.neural",
+    "MultimodalNetRegressor": "skmm.neural",
+    "ImageModality": "skmm.image",
+    "TextModality": "skmm.text",
+    "TabularModality": "skmm.tabular",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

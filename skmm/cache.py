@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._lru import LRUCache
-from ._validation import as_object_array
+from ._utils.lru import LRUCache
+from ._utils.validation import as_object_array
 
 __all__ = [
     "CacheError",

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator
 from sklearn.metrics import check_scoring
 from sklearn.utils import Bunch, check_random_state
 
-from ._validation import did_you_mean
+from ._utils.validation import did_you_mean
 
 __all__ = ["modality_importance"]
 
@@ -177,7 +177,7 @@ def _permuted_scores(estimator, X, y, columns, scorer, n_repeats, seed, score_kw
 
 
 def _fuser_modalities(estimator):
-    from .fusion import MultimodalFuser
+    from .fusion._fuser import MultimodalFuser
 
     queue, seen = [estimator], set()
     while queue:

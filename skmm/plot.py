@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import did_you_mean
+from ._utils.validation import did_you_mean
 
 __all__ = ["plot_history", "plot_modality_importance"]
 

@@ -38,7 +38,7 @@ def postgres_server():
     """A PostgreSQL server of its own for the test session (stopped at the end):
     its URL without a database name. Skipped only where the server programs
     are not installed."""
-    from skmm._testing import missing_postgres_binaries, throwaway_postgres
+    from skmm._utils.testing import missing_postgres_binaries, throwaway_postgres
 
     missing = missing_postgres_binaries()
     if missing:
@@ -55,7 +55,7 @@ def postgres_url(postgres_server, request):
     """The URL of a new, empty database on the session's server."""
     import re
 
-    from skmm._testing import new_database
+    from skmm._utils.testing import new_database
 
     name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[-50:] + f"_{os.getpid()}"
     return new_database(postgres_server, name)

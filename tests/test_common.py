@@ -15,8 +15,7 @@ from skmm import (
 
 # ImagePixels, ImageEmbedder and TextEmbedder take a column of images or
 # texts, not a 2-D numeric array: their tags say so and the checks skip them;
-# tests/test_image.py, tests/test_image_embedder.py and tests/test_text.py
-# cover their sklearn contract.
+# the tests in tests/image/ and tests/text/ cover their sklearn contract.
 ESTIMATORS = [
     MultimodalFuser([
         ("scaled", StandardScaler(), slice(0, None)),
