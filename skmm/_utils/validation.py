@@ -1,5 +1,6 @@
 """Input helpers shared by the column transformers: one column in, clear errors."""
 
+import contextlib
 import difflib
 import numbers
 import sys
@@ -168,3 +169,23 @@ def validate_params(estimator, caller=None):
         if not hint:
             raise
         raise InvalidParameterError(f"{exc}{hint}") from None
+
+
+@contextlib.contextmanager
+def naming_modality(name, columns=None):
+    """Errors raised inside, by skmm or by a library (a scikit-learn
+    transformer, a tokenizer, Pillow), name the modality ``name`` (and its
+    ``columns`` when the message names none)."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as exc:
+        message = exc.args[0] if len(exc.args) == 1 else None
+        if (not isinstance(message, str) or isinstance(exc, UnicodeError)
+                or f"modality {name!r}" in message):
+            raise
+        if isinstance(columns, str):
+            columns = [columns]
+        named = columns is None or any(f"column {c!r}" in message for c in columns)
+        where = "" if named else f" (columns {list(columns)})"
+        exc.args = (f"modality {name!r}{where}: {message}",)
+        raise

@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from .._utils.validation import did_you_mean, renamed, validate_params
+from .._utils.validation import did_you_mean, naming_modality, renamed, validate_params
 
 _FUSIONS = ("concat", "sum")
 _OUTPUTS = ("array", "dict")
@@ -565,6 +565,10 @@ class _Modality(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, X, y=None):
+        with naming_modality(self.name, getattr(X, "columns", None)):
+            return self._fit_transform(X, y)
+
+    def _fit_transform(self, X, y):
         if self.transformer == "passthrough":
             from sklearn.preprocessing import FunctionTransformer
 
@@ -581,7 +585,8 @@ class _Modality(TransformerMixin, BaseEstimator):
         return out
 
     def transform(self, X):
-        return self._check_output(self.transformer_.transform(X), X)
+        with naming_modality(self.name, getattr(X, "columns", None)):
+            return self._check_output(self.transformer_.transform(X), X)
 
     def get_feature_names_out(self, input_features=None):
         try:

@@ -33,6 +33,7 @@ import threading
 import numpy as np
 import torch
 
+from .._utils.validation import naming_modality
 from ._data import Batch
 
 
@@ -119,8 +120,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
         modality's name to its part (a dict of tensors)."""
         index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         generator = self.generator() if self.augment else None
-        X = {name: modality.batch(self.encoded[name], index, generator)
-             for name, modality in self.modalities.items()}
+        X = {}
+        for name, modality in self.modalities.items():
+            with naming_modality(name, modality.columns_):
+                X[name] = modality.batch(self.encoded[name], index, generator)
         y = None if self.y is None else self.y[index]
         batch = Batch((X, y))
         if self.sample_weight is not None:

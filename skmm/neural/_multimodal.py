@@ -20,7 +20,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 
 from .._utils.device import resolve_device
 from .._utils.modality import Modality
-from .._utils.validation import did_you_mean, renamed
+from .._utils.validation import did_you_mean, naming_modality, renamed
 from ..fusion._networks import MultimodalNet
 from ..image._modality import ImageModality
 from ..tabular._modality import TabularModality
@@ -214,7 +214,8 @@ class _MultimodalNetMixin:
         encoded = {}
         for name, modality in self.named_modalities_.items():
             modality._check_columns(X, modality.columns_, name)
-            encoded[name] = modality.encode(X)
+            with naming_modality(name, modality.columns_):
+                encoded[name] = modality.encode(X)
         return encoded
 
     def _fit(self, X, y, sample_weight, fit_params, *, reset, routing, classes=None):
@@ -229,10 +230,11 @@ class _MultimodalNetMixin:
         if reset:
             if not hasattr(X, "columns"):
                 self._encode(X)  # the error for anything but a DataFrame
-            self.named_modalities_ = {
-                modality_name: clone(modality).fit(X, columns, name=modality_name)
-                for modality_name, modality, columns in specs
-            }
+            self.named_modalities_ = {}
+            for modality_name, modality, columns in specs:
+                with naming_modality(modality_name, columns):
+                    self.named_modalities_[modality_name] = clone(modality).fit(
+                        X, columns, name=modality_name)
             self.modalities_ = list(self.named_modalities_)
             self.n_features_in_ = X.shape[1]
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)

@@ -725,6 +725,7 @@ def _image_fit(entry, frame):
     ("folder", "path is a directory"),
     ("empty.jpg", r"file is empty \(0 bytes\)"),
     ("corrupt.jpg", r"not an image file Pillow can identify \(corrupt\?\)"),
+    ("photo.heic", r"unsupported image format \(HEIC/HEIF\)"),
     (None, "missing value"),
 ])
 def test_bad_image_cells_get_the_same_clear_error_in_every_entry_point(entry, cell, cause,
@@ -732,13 +733,37 @@ def test_bad_image_cells_get_the_same_clear_error_in_every_entry_point(entry, ce
     (tmp_path / "folder").mkdir()
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (tmp_path / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
     good = tmp_path / "good.png"
     Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(good)
     photos = [str(good)] * 4
     photos[2] = None if cell is None else str(tmp_path / cell)
     frame = pd.DataFrame({"photo": photos}, index=[10, 11, 12, 13])
-    with pytest.raises(ValueError, match=rf"column 'photo', row 12: {cause}.*on_error='zero'"):
+    message = rf"column 'photo', row 12: {cause}.*on_error='zero'"
+    with pytest.raises(ValueError, match=message) as err:
         _image_fit(entry, frame)
+    if entry == "modalities":  # errors say which modality too
+        assert str(err.value).startswith("modality 'back': column 'photo', row 12")
+
+
+def test_errors_of_any_origin_name_the_modality(two_of_each):
+    X, y = two_of_each
+    bad = X[:40].copy()
+    bad["notes"] = bad["notes"].astype(object)
+    bad.loc[2, "notes"] = 12.5  # skmm's own cell check
+    with pytest.raises(TypeError, match=r"^modality 'notes': column 'notes', row 2: expected"):
+        _two_of_each_clf(max_epochs=1).fit(bad, y[:40])
+    # a scikit-learn transformer's error inside MultimodalFuser
+    from sklearn.preprocessing import OneHotEncoder
+
+    from skmm import MultimodalFuser
+
+    frame = pd.DataFrame({"colour": ["red", "blue"] * 4, "size": [1.0, 2.0] * 4})
+    fuser = MultimodalFuser([("colour", OneHotEncoder(), ["colour"]),
+                             ("size", "passthrough", ["size"])]).fit(frame)
+    with pytest.raises(ValueError, match=r"^modality 'colour' \(columns \['colour'\]\): "
+                                         r"Found unknown categories \['green'\]"):
+        fuser.transform(pd.DataFrame({"colour": ["green"], "size": [1.0]}))
 
 
 def test_renamed_parameters_still_work_with_a_deprecation_warning(data):
