@@ -12,6 +12,8 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "MultimodalFuser": "skmm.fusion",
     "make_fuser": "skmm.fusion",
+    "StackingFusionClassifier": "skmm.fusion",
+    "StackingFusionRegressor": "skmm.fusion",
     "ImagePixels": "skmm.image",
     "ImageEmbedder": "skmm.image",
     "TextEmbedder": "skmm.text",

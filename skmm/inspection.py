@@ -51,7 +51,8 @@ def modality_importance(
     modalities : dict of str to column(s), default=None
         ``{name: column or list of columns}`` (names, positions, a slice or a
         boolean mask, as in ColumnTransformer). None uses the modalities of
-        the :class:`~skmm.MultimodalFuser` found in ``estimator``: the
+        the multimodal estimator (:class:`~skmm.MultimodalFuser`, a stacking
+        fusion, an end-to-end net) found in ``estimator``: the
         estimator itself, the first step of a Pipeline, a search's
         ``best_estimator_`` or a parameter of the estimator, searched in that
         order.
@@ -177,17 +178,11 @@ def _permuted_scores(estimator, X, y, columns, scorer, n_repeats, seed, score_kw
 
 
 def _fuser_modalities(estimator):
-    from .fusion._fuser import MultimodalFuser
-
     queue, seen = [estimator], set()
     while queue:
         candidate = queue.pop(0)
-        if isinstance(candidate, MultimodalFuser):
-            return {
-                name: columns
-                for name, transformer, columns in candidate.transformers
-                if not (isinstance(transformer, str) and transformer == "drop")
-            }
+        if hasattr(candidate, "_modality_columns") and isinstance(candidate, BaseEstimator):
+            return candidate._modality_columns()
         if id(candidate) in seen:
             continue
         seen.add(id(candidate))
@@ -203,7 +198,8 @@ def _fuser_modalities(estimator):
                 if isinstance(value, BaseEstimator)
             )
     raise ValueError(
-        f"found no MultimodalFuser in the {type(estimator).__name__} (looked at the "
+        f"found no multimodal estimator (MultimodalFuser, StackingFusion*, "
+        f"MultimodalNet*) in the {type(estimator).__name__} (looked at the "
         "estimator, the first step of pipelines, best_estimator_ and estimator "
         "parameters); pass modalities={'image': 'image', 'text': 'title', ...}"
     )

@@ -128,7 +128,7 @@ def test_clear_errors(data):
     with pytest.raises(ValueError, match="modality 'text': column 'titel' is not in X's "
                        "columns. Did you mean 'title'"):
         modality_importance(model, X, y, modalities={"text": "titel"})
-    with pytest.raises(ValueError, match="found no MultimodalFuser in the LogisticRegression"):
+    with pytest.raises(ValueError, match="found no multimodal estimator .* LogisticRegression"):
         modality_importance(LogisticRegression().fit(X[["noise_a"]], y), X, y)
     with pytest.raises(ValueError, match="n_repeats must be a positive int"):
         modality_importance(model, X, y, n_repeats=0)
@@ -138,3 +138,17 @@ def test_clear_errors(data):
         modality_importance(model, X, y, modalities=["title"])
     with pytest.raises(ValueError, match="position 9 is out of range for X with 4 columns"):
         modality_importance(model, X, y, modalities={"x": 9})
+
+
+def test_modalities_of_an_end_to_end_net_are_found():
+    from skmm import MultimodalNetClassifier
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 120)
+    X = pd.DataFrame({"title": np.array(["plain shirt", "red shirt"])[y],
+                      "noise": rng.normal(size=120)})
+    net = MultimodalNetClassifier(text="title", tabular=["noise"], max_epochs=15, lr=0.02,
+                                  random_state=0).fit(X, y)
+    result = modality_importance(net, X, y, n_repeats=2, random_state=0)
+    assert result.modalities.tolist() == ["text", "tabular"]
+    assert result.importances_mean[0] > 0.2 > result.importances_mean[1]

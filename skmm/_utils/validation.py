@@ -189,3 +189,32 @@ def naming_modality(name, columns=None):
         where = "" if named else f" (columns {list(columns)})"
         exc.args = (f"modality {name!r}{where}: {message}",)
         raise
+
+
+def check_named_triples(specs, owner, what, params=()):
+    """Check ``(name, {what}, columns)`` triples as ColumnTransformer checks its
+    transformers: non-empty names without '__' (it separates nested
+    parameters), unique, none the name of a parameter of ``owner`` (``params``:
+    get_params would mix the two up). Returns the names."""
+    if not (isinstance(specs, (list, tuple)) and specs
+            and all(isinstance(spec, tuple) and len(spec) == 3 for spec in specs)):
+        raise ValueError(
+            f"{owner} takes a non-empty list of (name, {what}, columns) triples, e.g. "
+            f"[('title', ..., 'title'), ('photo', ..., 'image')]; got {specs!r}"
+        )
+    names = [spec[0] for spec in specs]
+    for name in names:
+        if not isinstance(name, str) or not name or "__" in name:
+            raise ValueError(
+                f"modality names must be non-empty strings without '__' (it separates "
+                f"nested parameters, as in <name>__<param>), got {name!r}"
+            )
+        if name in params:
+            raise ValueError(
+                f"modality name {name!r} is also a parameter of {owner}; rename the "
+                f"modality (e.g. '{name}_features')"
+            )
+    repeated = [name for i, name in enumerate(names) if name in names[:i]]
+    if repeated:
+        raise ValueError(f"modality names must be unique; {repeated[0]!r} appears twice")
+    return names

@@ -19,7 +19,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from .._utils.validation import did_you_mean, naming_modality, renamed, validate_params
+from .._utils.validation import (
+    check_named_triples,
+    did_you_mean,
+    naming_modality,
+    renamed,
+    validate_params,
+)
 
 _FUSIONS = ("concat", "sum")
 _OUTPUTS = ("array", "dict")
@@ -375,34 +381,9 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
                     f"transformer_weights[{key!r}] must be a finite number, got {value!r}"
                 )
         self.transformer_weights_ = dict(weights or {})
-        if not isinstance(self.transformers, (list, tuple)) or not self.transformers:
-            raise ValueError(
-                "transformers must be a non-empty list of (name, transformer, "
-                "columns) triples"
-            )
-        names = []
-        params = set(self.get_params(deep=False))
-        for item in self.transformers:
-            if not (isinstance(item, tuple) and len(item) == 3):
-                raise ValueError(
-                    "each modality must be a (name, transformer, columns) triple, "
-                    f"got {item!r}"
-                )
-            name, trans, _ = item
-            if not isinstance(name, str) or "__" in name or not name:
-                raise ValueError(
-                    f"modality names must be non-empty strings without '__', got {name!r}"
-                )
-            if name in names:
-                raise ValueError(f"modality names must be unique; {name!r} is repeated")
-            if name in params:
-                # get_params/set_params would mix the two up, e.g. in a search over
-                # fuser__transformer_weights (scikit-learn's _validate_names rule)
-                raise ValueError(
-                    f"modality name {name!r} is also a parameter of {type(self).__name__}; "
-                    f"rename the modality (e.g. '{name}_features')"
-                )
-            names.append(name)
+        check_named_triples(self.transformers, type(self).__name__, "transformer",
+                            params=set(self.get_params(deep=False)))
+        for name, trans, _ in self.transformers:
             if isinstance(trans, str) and trans not in ("drop", "passthrough"):
                 raise ValueError(
                     f"the transformer of modality {name!r} must be an estimator, "
@@ -410,6 +391,11 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
                 )
         if all(_is_drop(trans) for _, trans, _ in self.transformers):
             raise ValueError("every modality is 'drop': there is nothing to fuse")
+
+    def _modality_columns(self):
+        """The input columns of each modality (for :func:`~skmm.modality_importance`)."""
+        return {name: columns for name, transformer, columns in self.transformers
+                if not _is_drop(transformer)}
 
     def _check_columns(self, X):
         """Name the modality, the missing column and the columns there are."""

@@ -20,7 +20,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 
 from .._utils.device import resolve_device
 from .._utils.modality import Modality
-from .._utils.validation import did_you_mean, naming_modality, renamed
+from .._utils.validation import check_named_triples, did_you_mean, naming_modality, renamed
 from ..fusion._networks import MultimodalNet
 from ..image._modality import ImageModality
 from ..tabular._modality import TabularModality
@@ -52,21 +52,6 @@ def _base_dataset(dataset):
 
 def _is_internal(X):
     return isinstance(_base_dataset(X), MultimodalDataset)
-
-
-def _check_names(names):
-    """Modality names as ColumnTransformer checks its transformers' names."""
-    for name in names:
-        if not isinstance(name, str) or not name or "__" in name:
-            raise ValueError(
-                f"modality names must be non-empty strings without '__' (that separates "
-                f"nested parameters, as in modalities__title__tower), got {name!r}"
-            )
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"modality names must be unique; {name!r} appears twice")
-        seen.add(name)
 
 
 # The shorthand image=/text=/tabular= and the modality parameters they set.
@@ -105,21 +90,13 @@ class _MultimodalNetMixin:
                     f"and tabular=, not both (got modalities and {sorted(shorthand)})."
                 )
             specs = self.modalities
-            if not isinstance(specs, (list, tuple)) or not all(
-                isinstance(spec, tuple) and len(spec) == 3 for spec in specs
-            ):
-                raise ValueError(
-                    "modalities must be a list of (name, modality, columns) tuples, e.g. "
-                    "[('front', ImageModality(), 'front_photo'), ('title', TextModality(), "
-                    f"'title')], got {specs!r}"
-                )
+            check_named_triples(specs, name, "modality")
             for modality_name, modality, _ in specs:
                 if not isinstance(modality, Modality):
                     raise TypeError(
                         f"modality {modality_name!r}: expected an ImageModality, "
                         f"TextModality or TabularModality, got {modality!r}"
                     )
-            _check_names([spec[0] for spec in specs])
             return list(specs)
         if not shorthand:
             raise ValueError(
@@ -173,6 +150,10 @@ class _MultimodalNetMixin:
                 specs[k] = (name, value, specs[k][2])
                 self.modalities = specs
         return self
+
+    def _modality_columns(self):
+        """The input columns of each modality (for :func:`~skmm.modality_importance`)."""
+        return {name: columns for name, _, columns in self._modality_specs()}
 
     def _check_e2e_params(self, specs):
         by_name = {name: modality for name, modality, _ in specs}

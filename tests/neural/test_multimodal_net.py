@@ -181,7 +181,7 @@ def test_modality_specs_are_checked(two_of_each):
         (dict(modalities=[("t", text, "title"), ("t", text, "notes")]), "'t' appears twice"),
         (dict(modalities=[("t", text, "title")], text="title"), "not both"),
         (dict(modalities=[("t", "bag", "title")]), "expected an ImageModality"),
-        (dict(modalities=[("t", text)]), r"list of \(name, modality, columns\) tuples"),
+        (dict(modalities=[("t", text)]), r"list of \(name, modality, columns\) triples"),
         (dict(modalities=[("t", text, "titel")]), "column 'titel' of modality 't'"),
         (dict(modalities=[("t", TextModality(tower="lsmt"), "title")]),
          "modality 't': tower='lsmt'"),

@@ -1,0 +1,438 @@
+"""Decision-level fusion: one model per modality, combined by a final model
+trained on their out-of-fold predictions."""
+
+import numbers
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, clone, is_classifier
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.model_selection import check_cv, cross_val_predict
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.metaestimators import _BaseComposition
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from .._utils.validation import (
+    check_frame_columns,
+    check_named_triples,
+    is_missing,
+    naming_modality,
+    validate_params,
+)
+
+
+class _StackingFusion(_BaseComposition):
+    """What the decision-level fusion estimators share (see the classifier)."""
+
+    _parameter_constraints = {
+        "final_estimator": [None, HasMethods("fit")],
+        "cv": ["cv_object"],
+        "passthrough": [None, list],
+        "cache": [None, str, HasMethods("get_many")],
+        "n_jobs": [None, Interval(numbers.Integral, None, None, closed="neither")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, estimators, final_estimator=None, *, cv=5, passthrough=None, cache=None,
+                 n_jobs=None, verbose=0):
+        self.estimators = estimators
+        self.final_estimator = final_estimator
+        self.cv = cv
+        self.passthrough = passthrough
+        self.cache = cache
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # get_params/set_params reach into the modalities' estimators
+    # (``title__logisticregression__C``), as with ColumnTransformer.
+
+    @property
+    def _estimators(self):
+        return [(name, estimator) for name, estimator, _ in self.estimators]
+
+    @_estimators.setter
+    def _estimators(self, value):
+        self.estimators = [(name, estimator, columns) for (name, estimator), (_, _, columns)
+                           in zip(value, self.estimators, strict=True)]
+
+    def get_params(self, deep=True):
+        """Parameters, with each modality's estimator's as ``<name>__<param>``."""
+        return self._get_params("_estimators", deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters; ``<name>`` replaces a modality's estimator."""
+        self._set_params("_estimators", **params)
+        return self
+
+    # -- fit -----------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit each modality's estimator, then the final estimator on their
+        out-of-fold predictions.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+            The raw table, with the columns of every modality.
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Passed to the final estimator's ``fit``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        validate_params(self)
+        specs = self._specs(X)
+        y = self._encode_y(column_or_1d(y, warn=True), reset=True)
+        cv = check_cv(self.cv, y, classifier=is_classifier(self))
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.estimators_, self.present_share_ = {}, {}
+        blocks = []
+        for name, estimator, columns in specs:
+            with naming_modality(name, columns):
+                present = _present_rows(X[columns])
+                if present.sum() < cv.get_n_splits():
+                    raise ValueError(
+                        f"only {int(present.sum())} rows have a value, fewer than the "
+                        f"{cv.get_n_splits()} folds of cv; drop the modality or lower cv"
+                    )
+                rows, labels = X.loc[present, columns], y[present]
+                self.present_share_[name] = float(present.mean())
+                if self.verbose:
+                    print(f"[{type(self).__name__}] {name}: out-of-fold predictions of "
+                          f"{int(present.sum())} rows")
+                method = self._stack_method(estimator)
+                scores = cross_val_predict(self._with_cache(estimator), rows, labels, cv=cv,
+                                           method=method, n_jobs=self.n_jobs)
+                block = self._block(scores, present, method, np.unique(labels))
+                self.estimators_[name] = self._with_cache(estimator).fit(rows, labels)
+            blocks += [block, (~present)[:, None].astype(np.float64)]
+        if self.passthrough:
+            numbers_ = X[self.passthrough].to_numpy(dtype=np.float64, na_value=np.nan)
+            self.passthrough_mean_ = np.nan_to_num(np.nanmean(numbers_, axis=0))
+            blocks.append(self._filled(numbers_))
+        final = self.final_estimator
+        self.final_estimator_ = clone(final if final is not None else self._default_final())
+        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.final_estimator_.fit(np.hstack(blocks), y, **kwargs)
+        return self
+
+    def _specs(self, X):
+        name = type(self).__name__
+        check_named_triples(self.estimators, name, "estimator",
+                            params=set(self.get_params(deep=False)))
+        specs = []
+        for modality, estimator, columns in self.estimators:
+            if isinstance(estimator, str) and estimator == "drop":
+                continue
+            if not hasattr(estimator, "fit"):
+                raise TypeError(
+                    f"modality {modality!r}: the estimator must have fit (an estimator or a "
+                    f"pipeline on the modality's columns) or be 'drop', got {estimator!r}"
+                )
+            # a name selects a Series (a text pipeline's input), a list a DataFrame,
+            # as in ColumnTransformer
+            columns = columns if isinstance(columns, str) else list(columns)
+            check_frame_columns(X, _as_list(columns), f"of modality {modality!r} ")
+            specs.append((modality, estimator, columns))
+        if not specs:
+            raise ValueError(f"{name} needs at least one modality that is not 'drop'")
+        if self.passthrough:
+            check_frame_columns(X, self.passthrough, "of passthrough ")
+        return specs
+
+    def _with_cache(self, estimator):
+        """A clone of ``estimator`` whose embedders without a cache use ``cache``:
+        the folds look their embeddings up instead of computing them again."""
+        estimator = clone(estimator)
+        if self.cache is None:
+            return estimator
+        from ..cache import check_cache
+        from ..image import ImageEmbedder
+        from ..text import TextEmbedder
+
+        cache = check_cache(self.cache)
+        params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
+        for key, value in params.items():
+            owner = params.get(key.rsplit("__", 1)[0], estimator) if "__" in key else estimator
+            if (key == "cache" or key.endswith("__cache")) and value is None and isinstance(
+                    owner, (ImageEmbedder, TextEmbedder)):
+                estimator.set_params(**{key: cache})
+        return estimator
+
+    # -- predict -------------------------------------------------------------
+
+    def transform(self, X):
+        """The final estimator's input: each modality's predictions (neutral
+        where its columns are all missing) and a 0/1 missing flag, then the
+        passthrough columns.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        X_meta : ndarray of shape (n_samples, n_meta_features)
+        """
+        check_is_fitted(self)
+        blocks = []
+        for name, estimator in self.estimators_.items():
+            columns = self._columns(name)
+            with naming_modality(name, columns):
+                check_frame_columns(X, _as_list(columns), f"of modality {name!r} ")
+                present = _present_rows(X[columns])
+                method = self._stack_method(estimator)
+                scores = (getattr(estimator, method)(X.loc[present, columns])
+                          if present.any() else None)
+                block = self._block(scores, present, method,
+                                    getattr(estimator, "classes_", None))
+            blocks += [block, (~present)[:, None].astype(np.float64)]
+        if self.passthrough:
+            blocks.append(self._filled(
+                X[self.passthrough].to_numpy(dtype=np.float64, na_value=np.nan)))
+        return np.hstack(blocks)
+
+    def _block(self, scores, present, method, classes):
+        """One modality's input to the final estimator: its scores on the rows
+        that have it, the neutral value (class priors, or the mean target)
+        elsewhere."""
+        if method == "predict_proba":
+            block = np.tile(self._prior, (len(present), 1))
+            if scores is not None:
+                # a modality missing some class in its rows scores only the others
+                block[np.ix_(present, np.searchsorted(self.classes_, classes))] = scores
+            return block
+        if is_classifier(self):  # decision_function: one column for two classes
+            width, neutral = (1 if len(self.classes_) == 2 else len(self.classes_)), 0.0
+        else:
+            width, neutral = 1, self._prior[0]
+        block = np.full((len(present), width), neutral)
+        if scores is not None:
+            block[present] = np.asarray(scores, dtype=np.float64).reshape(int(present.sum()), -1)
+        return block
+
+    def _filled(self, numbers_):
+        return np.where(np.isnan(numbers_), self.passthrough_mean_, numbers_)
+
+    def _columns(self, name):
+        columns = next(cols for n, _, cols in self.estimators if n == name)
+        return columns if isinstance(columns, str) else list(columns)
+
+    def _modality_columns(self):
+        """The input columns of each modality (for :func:`~skmm.modality_importance`)."""
+        return {name: columns for name, estimator, columns in self.estimators
+                if not (isinstance(estimator, str) and estimator == "drop")}
+
+
+def _as_list(columns):
+    return [columns] if isinstance(columns, str) else columns
+
+
+def _present_rows(frame):
+    """Rows where at least one of the modality's cells holds a value."""
+    frame = frame.to_frame() if frame.ndim == 1 else frame
+    empty = frame.map(lambda v: is_missing(v) or (isinstance(v, str) and not v.strip()))
+    return ~empty.to_numpy(dtype=bool).all(axis=1)
+
+
+class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
+    """Decision-level fusion: one classifier per modality, stacked.
+
+    Each modality has its own estimator (usually a pipeline on its columns:
+    an embedder and a linear model, say). Their out-of-fold probabilities
+    (``cross_val_predict``: no row is predicted by a model that saw it) train
+    a final estimator, so a modality counts as much as it predicts well on
+    unseen rows; then each estimator is refit on all its rows. A row whose
+    modality is missing (every cell of its columns None, NaN or blank) gets
+    that modality's class priors and a missing flag: the final estimator
+    relies on the other modalities, at fit and at predict. Each modality's
+    estimator is trained on the rows that have it.
+
+    Parameters
+    ----------
+    estimators : list of (name, estimator, columns) tuples
+        One per modality: its name, an estimator with ``predict_proba`` (or
+        ``decision_function``) fit on ``X[columns]``, or "drop".
+    final_estimator : estimator, default=None
+        Fit on the stacked predictions; None is
+        ``LogisticRegression(max_iter=1000)``.
+    cv : int, cross-validation generator or iterable, default=5
+        How the out-of-fold predictions are made (stratified folds for an
+        int).
+    passthrough : list of str or None, default=None
+        Numeric columns also given to the final estimator (missing values:
+        the training mean).
+    cache : EmbeddingCache, str or None, default=None
+        Given to every ``ImageEmbedder`` and ``TextEmbedder`` in the
+        estimators that has no cache: the folds and the final refit look
+        each embedding up rather than computing it ``cv + 1`` times.
+    n_jobs : int, default=None
+        Folds fit in parallel (see :term:`n_jobs`).
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    estimators_ : dict of str to estimator
+        Each modality's estimator, fit on all the rows that have it.
+    final_estimator_ : estimator
+    classes_ : ndarray of shape (n_classes,)
+    present_share_ : dict of str to float
+        Share of the training rows that have each modality.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    See Also
+    --------
+    MultimodalFuser : feature-level fusion, one model on all modalities.
+    sklearn.ensemble.StackingClassifier : stacking on one shared input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from sklearn.feature_extraction.text import TfidfVectorizer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skmm import StackingFusionClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 200)
+    >>> X = pd.DataFrame({"title": np.array(["plain shirt", "red shirt"])[y],
+    ...                   "price": rng.normal(size=200) + y})
+    >>> clf = StackingFusionClassifier([
+    ...     ("title", make_pipeline(TfidfVectorizer(), LogisticRegression()), "title"),
+    ...     ("price", LogisticRegression(), ["price"]),
+    ... ]).fit(X, y)
+    >>> clf.predict(pd.DataFrame({"title": [None], "price": [3.0]}))
+    array([1])
+    """
+
+    def _encode_y(self, y, reset):
+        self._label_encoder = LabelEncoder().fit(y)
+        self.classes_ = self._label_encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes, y has only "
+                f"{self.classes_.tolist()}"
+            )
+        self._prior = np.bincount(self._label_encoder.transform(y)) / len(y)
+        return y
+
+    def _stack_method(self, estimator):
+        for method in ("predict_proba", "decision_function"):
+            if hasattr(estimator, method):
+                return method
+        raise TypeError(
+            f"{type(estimator).__name__} has neither predict_proba nor decision_function; "
+            "a modality's classifier must give scores to stack"
+        )
+
+    def _default_final(self):
+        return LogisticRegression(max_iter=1000)
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        return self.final_estimator_.predict_proba(self.transform(X))
+
+    def predict(self, X):
+        """The predicted class of each row.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.final_estimator_.predict(self.transform(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+class StackingFusionRegressor(RegressorMixin, _StackingFusion):
+    """Decision-level fusion: one regressor per modality, stacked.
+
+    As :class:`StackingFusionClassifier`, with each modality's out-of-fold
+    predictions (the training mean where the modality is missing) and a
+    missing flag fed to the final estimator (default ``RidgeCV()``).
+
+    Parameters
+    ----------
+    estimators : list of (name, estimator, columns) tuples
+        One regressor (or pipeline) per modality, or "drop".
+    final_estimator : estimator, default=None
+        None is ``RidgeCV()``.
+    cv, passthrough, cache, n_jobs, verbose
+        As in :class:`StackingFusionClassifier` (``cv`` folds are not
+        stratified).
+
+    Attributes
+    ----------
+    estimators_ : dict of str to estimator
+    final_estimator_ : estimator
+    present_share_ : dict of str to float
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from sklearn.linear_model import Ridge
+    >>> from skmm import StackingFusionRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100)})
+    >>> y = X["a"] + X["b"]
+    >>> reg = StackingFusionRegressor([("a", Ridge(), ["a"]), ("b", Ridge(), ["b"])]).fit(X, y)
+    >>> bool(reg.score(X, y) > 0.9)
+    True
+    """
+
+    def _encode_y(self, y, reset):
+        y = np.asarray(y, dtype=np.float64)
+        self._prior = np.array([y.mean()])
+        return y
+
+    def _stack_method(self, estimator):
+        return "predict"
+
+    def _default_final(self):
+        return RidgeCV()
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.final_estimator_.predict(self.transform(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        return tags
