@@ -20,11 +20,9 @@ modality_importance.png (needs ``pip install skmm[plot]``).
 Run with ``make demo`` or ``python examples/quickstart.py [--plot]``.
 """
 
-import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from sklearn.impute import SimpleImputer
@@ -41,14 +39,14 @@ from skmm import (
     load_fashion,
     modality_importance,
 )
+from skmm.cache import user_cache_path
 
 start = time.perf_counter()
 warnings.filterwarnings("ignore", message=".*missing or empty.*")  # a few titles
 X, y = load_fashion(target="subCategory", return_X_y=True)
 print(f"{len(X)} products, {y.nunique()} classes of subCategory, columns {list(X.columns)}")
 
-cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-cache = EmbeddingCache(cache_home / "skmm" / "quickstart")
+cache = EmbeddingCache(user_cache_path("quickstart"))
 modalities = {
     # EfficientNet-Lite0 with its ImageNet weights (installed with skmm[vision],
     # so no download); standardized features train the network faster

@@ -56,6 +56,7 @@ __all__ = [
     "content_key",
     "encoder_key",
     "state_dict_digest",
+    "user_cache_path",
 ]
 
 DB_FILENAME = "skmm-embeddings.sqlite"
@@ -846,6 +847,19 @@ def _file_id(file):
 
 
 _INHERITED = []
+
+
+def user_cache_path(name):
+    """``skmm/<name>`` in the user's cache folder (``$XDG_CACHE_HOME``, else
+    ``~/.cache``): where skmm keeps caches that outlive a process.
+
+    Examples
+    --------
+    >>> from skmm.cache import user_cache_path
+    >>> user_cache_path("embeddings").parts[-2:]
+    ('skmm', 'embeddings')
+    """
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skmm" / name
 
 
 def check_cache(cache):

@@ -25,6 +25,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_cache_folder(tmp_path_factory):
+    """Caches that default to the user's cache folder (cache="auto") write to a
+    folder of the test session, not to the home of whoever runs the tests."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user_cache")))
+        yield
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -2,6 +2,7 @@
 trained on their out-of-fold predictions."""
 
 import numbers
+import os
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, clone, is_classifier
@@ -28,7 +29,7 @@ class _StackingFusion(_BaseComposition):
         "final_estimator": [None, HasMethods("fit")],
         "cv": ["cv_object"],
         "passthrough": [None, list],
-        "cache": [None, str, HasMethods("get_many")],
+        "cache": [None, str, os.PathLike, HasMethods("get_many")],
         "n_jobs": [None, Interval(numbers.Integral, None, None, closed="neither")],
         "verbose": ["verbose"],
     }

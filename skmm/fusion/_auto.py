@@ -1,0 +1,387 @@
+"""A DataFrame in, a multimodal model out: column typing and the one-line
+MultimodalClassifier / MultimodalRegressor."""
+
+import numbers
+import os
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .._utils.validation import did_you_mean, is_missing, validate_params
+from ._stacking import StackingFusionClassifier, StackingFusionRegressor
+
+KINDS = ("image", "text", "categorical", "numeric", "drop")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+_SAMPLE = 50  # cells looked at per column
+
+
+def infer_column_kinds(X):
+    """The kind of data in each column of the DataFrame ``X``.
+
+    - "image": paths or URLs with an image extension (local paths must
+      exist), encoded image bytes, PIL images or arrays;
+    - "text": free text, strings that are long or mostly unique;
+    - "categorical": short strings with repeats, booleans, pandas categories;
+    - "numeric": numbers and dates (as timestamps);
+    - "drop": columns with no value, and integer ids (one distinct value per
+      row).
+
+    Parameters
+    ----------
+    X : DataFrame
+
+    Returns
+    -------
+    kinds : dict of str to str
+        Column name to kind, in the order of ``X``'s columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"id": range(40), "price": [1.5, 2.0] * 20,
+    ...                   "colour": ["red", "blue"] * 20,
+    ...                   "title": [f"cotton shirt number {i}" for i in range(40)]})
+    >>> infer_column_kinds(X)
+    {'id': 'drop', 'price': 'numeric', 'colour': 'categorical', 'title': 'text'}
+    """
+    if not hasattr(X, "columns"):
+        raise TypeError(f"expected a pandas DataFrame, got {type(X).__name__}")
+    return {column: _kind(X[column]) for column in X.columns}
+
+
+def _kind(series):
+    present = series[~series.map(is_missing).to_numpy(dtype=bool)]
+    if len(present) == 0:
+        return "drop"
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return "categorical"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_numeric_dtype(dtype):
+        if pd.api.types.is_integer_dtype(dtype) and len(series) > 20 and (
+                series.nunique() == len(series)):
+            return "drop"  # an id: one distinct value per row, nothing to learn
+        return "numeric"
+    sample = present.iloc[:: max(1, len(present) // _SAMPLE)][:_SAMPLE]
+    if sample.map(_is_image_cell).mean() > 0.5:
+        return "image"
+    strings = sample.map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes)
+                         else str(v))
+    words = strings.str.split().str.len().mean()
+    unique = present.astype(str).nunique() / len(present)
+    if words >= 3 or (unique > 0.5 and strings.str.len().mean() > 20):
+        return "text"
+    return "categorical"
+
+
+def _is_image_cell(value):
+    from PIL import Image
+
+    if isinstance(value, (Image.Image, np.ndarray)):
+        return True
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        head = bytes(value[:12])
+        return head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")) or (
+            head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value).strip()
+        if not text.lower().split("?")[0].endswith(IMAGE_EXTENSIONS):
+            return False
+        return text.startswith(("http://", "https://")) or os.path.isfile(text)
+    return False
+
+
+class _MultimodalAuto(BaseEstimator):
+    """What the one-line estimators share (see MultimodalClassifier)."""
+
+    _parameter_constraints = {
+        "columns": [None, dict],
+        "cv": ["cv_object"],
+        "cache": [None, StrOptions({"auto"}), str, os.PathLike, HasMethods("get_many")],
+        "n_jobs": [None, Interval(numbers.Integral, None, None, closed="neither")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, *, columns=None, cv=5, cache="auto", n_jobs=None, verbose=0):
+        self.columns = columns
+        self.cv = cv
+        self.cache = cache
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def fit(self, X, y, sample_weight=None):
+        """Type X's columns, build one model per modality and stack them.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+            Any mix of image, text, categorical and numeric columns.
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Passed to the final estimator.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        validate_params(self)
+        kinds = infer_column_kinds(X)
+        for column, kind in (self.columns or {}).items():
+            if column not in kinds:
+                raise KeyError(
+                    f"columns has the key {column!r}, which is not a column of X (its "
+                    f"columns: {list(kinds)[:20]})." + did_you_mean(column, list(kinds))
+                )
+            if kind not in KINDS:
+                raise ValueError(
+                    f"columns[{column!r}] must be one of {KINDS}, got {kind!r}"
+                    + did_you_mean(str(kind), KINDS)
+                )
+            kinds[column] = kind
+        self.column_kinds_ = kinds
+        estimators = self._modalities(kinds)
+        if not estimators:
+            raise ValueError(
+                "no column to learn from: every column was typed 'drop' (empty, or an id); "
+                "set columns={'name': 'numeric', ...} to keep some"
+            )
+        if self.verbose:
+            print(f"[{type(self).__name__}] " + "; ".join(
+                f"{name}: {columns}" for name, _, columns in estimators))
+        self.stack_ = self._stack(
+            estimators, cv=self.cv, cache=self._cache(), n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        ).fit(X, y, sample_weight=sample_weight)
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def _cache(self):
+        if not (isinstance(self.cache, str) and self.cache == "auto"):
+            return self.cache
+        from ..cache import user_cache_path
+
+        return user_cache_path("embeddings")
+
+    def _modalities(self, kinds):
+        from ..image import ImageEmbedder
+
+        estimators = []
+        for column, kind in kinds.items():
+            if kind == "image":
+                estimators.append((column, make_pipeline(
+                    ImageEmbedder(), StandardScaler(), self._linear()), column))
+            elif kind == "text":
+                estimators.append((column, make_pipeline(
+                    TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), self._linear()),
+                    column))
+        categorical = [c for c, kind in kinds.items() if kind == "categorical"]
+        numeric = [c for c, kind in kinds.items() if kind == "numeric"]
+        if categorical or numeric:
+            encode = ColumnTransformer(
+                [("categorical", make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore")), categorical),
+                 ("numeric", make_pipeline(SimpleImputer(add_indicator=True),
+                                           StandardScaler()), numeric)],
+                sparse_threshold=0.0,
+            )
+            name = "tabular" if "tabular" not in kinds else "tabular_columns"
+            estimators.append((name, make_pipeline(_Tabular(), encode, self._linear()),
+                               categorical + numeric))
+        return estimators
+
+    def predict(self, X):
+        """Predictions of the stacked modalities.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.stack_.predict(X)
+
+    @property
+    def summary_(self):
+        """What fit decided: each column's kind, the modality it feeds, and the
+        share of training rows that have that modality."""
+        check_is_fitted(self)
+        rows = []
+        modality_of = {c: name for name, columns in self.stack_._modality_columns().items()
+                       for c in ([columns] if isinstance(columns, str) else columns)}
+        for column, kind in self.column_kinds_.items():
+            modality = modality_of.get(column)
+            rows.append({"column": column, "kind": kind, "modality": modality,
+                         "present": self.stack_.present_share_.get(modality, np.nan)})
+        return pd.DataFrame(rows)
+
+    def _modality_columns(self):
+        return self.stack_._modality_columns()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+class _Tabular(BaseEstimator):
+    """Categorical columns as strings (one-hot encodes any value), dates as
+    numbers: what the tabular encoder expects."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        X = X.copy()
+        for column in X.columns:
+            if pd.api.types.is_datetime64_any_dtype(X[column].dtype):
+                X[column] = X[column].astype("int64").where(X[column].notna()) / 1e9
+            elif not pd.api.types.is_numeric_dtype(X[column].dtype) or (
+                    pd.api.types.is_bool_dtype(X[column].dtype)):
+                X[column] = X[column].map(lambda v: None if is_missing(v) else str(v))
+        return X
+
+    def fit_transform(self, X, y=None):
+        return self.transform(X)
+
+
+class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):
+    """A classifier for a DataFrame with any mix of photos, text and attributes.
+
+    ``fit(df, y)`` types each column (:func:`infer_column_kinds`), gives
+    each image column a pretrained image model (``ImageEmbedder()`` +
+    LogisticRegression), each text column a TF-IDF model, the categorical and
+    numeric columns together a one-hot/scaled model, and stacks them with
+    :class:`StackingFusionClassifier`: a modality counts as much as it
+    predicts well out of fold, a noisy one barely at all, and a row with a
+    missing photo or text is predicted from the rest. Embeddings go through
+    an embedding cache, so each photo is embedded once across the folds and
+    across runs.
+
+    Parameters
+    ----------
+    columns : dict of str to str or None, default=None
+        Kinds that override the inferred ones, e.g. ``{"zip_code":
+        "categorical", "notes": "drop"}``; kinds among "image", "text",
+        "categorical", "numeric", "drop".
+    cv : int or cross-validation generator, default=5
+        Folds of the out-of-fold predictions.
+    cache : "auto", EmbeddingCache, str, path or None, default="auto"
+        Where photo embeddings are kept: "auto" is ``skmm/embeddings`` in the
+        user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``); None
+        embeds each photo ``cv + 1`` times per fit.
+    n_jobs : int, default=None
+        Folds fit in parallel.
+    verbose : int, default=0
+        Print the modalities chosen and the progress of the stacking.
+
+    Attributes
+    ----------
+    column_kinds_ : dict of str to str
+        The kind of each column (inferred, then ``columns``).
+    stack_ : StackingFusionClassifier
+        The fitted stacking of the modalities.
+    classes_ : ndarray of shape (n_classes,)
+    summary_ : DataFrame
+        Each column's kind, its modality and the share of rows that have it.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    See Also
+    --------
+    StackingFusionClassifier : the same stacking with models you choose.
+    MultimodalFuser : feature-level fusion.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from skmm import MultimodalClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 200)
+    >>> X = pd.DataFrame({"title": np.array(["a plain cotton shirt", "a red silk scarf"])[y],
+    ...                   "colour": np.array(["white", "red"])[rng.integers(0, 2, 200)],
+    ...                   "price": rng.normal(size=200) + y})
+    >>> clf = MultimodalClassifier(cache=None).fit(X, y)
+    >>> clf.column_kinds_
+    {'title': 'text', 'colour': 'categorical', 'price': 'numeric'}
+    >>> clf.predict(pd.DataFrame({"title": [None], "colour": ["red"], "price": [2.0]}))
+    array([1])
+    """
+
+    _stack = StackingFusionClassifier
+
+    def _linear(self):
+        return LogisticRegression(max_iter=2000)
+
+    @property
+    def classes_(self):
+        return self.stack_.classes_
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.stack_.predict_proba(X)
+
+
+class MultimodalRegressor(RegressorMixin, _MultimodalAuto):
+    """A regressor for a DataFrame with any mix of photos, text and attributes.
+
+    As :class:`MultimodalClassifier`, with ridge regressions
+    (``RidgeCV``) per modality and :class:`StackingFusionRegressor`.
+
+    Parameters
+    ----------
+    columns, cv, cache, n_jobs, verbose
+        As in :class:`MultimodalClassifier`.
+
+    Attributes
+    ----------
+    column_kinds_ : dict of str to str
+    stack_ : StackingFusionRegressor
+    summary_ : DataFrame
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from skmm import MultimodalRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"size": rng.normal(size=100), "shape": ["box", "bag"] * 50})
+    >>> y = 2 * X["size"] + (X["shape"] == "box")
+    >>> bool(MultimodalRegressor(cache=None).fit(X, y).score(X, y) > 0.9)
+    True
+    """
+
+    _stack = StackingFusionRegressor
+
+    def _linear(self):
+        return RidgeCV()
