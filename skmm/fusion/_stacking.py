@@ -5,7 +5,7 @@ import numbers
 import os
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin, clone, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import check_cv, cross_val_predict
 from sklearn.preprocessing import LabelEncoder
@@ -91,7 +91,7 @@ class _StackingFusion(_BaseComposition):
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.estimators_, self.present_share_ = {}, {}
-        blocks = []
+        blocks, self._score_columns, width = [], [], 0
         for name, estimator, columns in specs:
             with naming_modality(name, columns):
                 present = _present_rows(X[columns])
@@ -111,6 +111,8 @@ class _StackingFusion(_BaseComposition):
                 block = self._block(scores, present, method, np.unique(labels))
                 self.estimators_[name] = self._with_cache(estimator).fit(rows, labels)
             blocks += [block, (~present)[:, None].astype(np.float64)]
+            self._score_columns.append((slice(width, width + block.shape[1]), method))
+            width += block.shape[1] + 1
         if self.passthrough:
             numbers_ = X[self.passthrough].to_numpy(dtype=np.float64, na_value=np.nan)
             self.passthrough_mean_ = np.nan_to_num(np.nanmean(numbers_, axis=0))
@@ -240,6 +242,86 @@ def _present_rows(frame):
     return ~empty.to_numpy(dtype=bool).all(axis=1)
 
 
+class WeightedExperts(ClassifierMixin, BaseEstimator):
+    """The default final estimator of :class:`StackingFusionClassifier`: a
+    weighted product of the modalities' predictions,
+    ``softmax(sum_m w_m log p_m + b)``, with one weight ``w_m >= 0`` per
+    modality and a bias per class, fit by (convex) log-loss.
+
+    With so few parameters it learns which modality to trust from the
+    out-of-fold predictions without overfitting them, whatever the number of
+    classes: ``w = (1, 0, ...)``, the best modality alone, is always among the
+    candidates. Modalities scored by ``decision_function`` enter as logits.
+
+    Parameters
+    ----------
+    columns : list of (slice, str)
+        The columns of each modality in the stacked input and how they were
+        made ("predict_proba" or "decision_function").
+    alpha : float, default=1e-4
+        L2 penalty on the weights.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_modalities,)
+    bias_ : ndarray of shape (n_classes,)
+    classes_ : ndarray of shape (n_classes,)
+    """
+
+    def __init__(self, columns, alpha=1e-4):
+        self.columns = columns
+        self.alpha = alpha
+
+    def _logits(self, Z):
+        logits = []
+        for columns, method in self.columns:
+            block = Z[:, columns]
+            if method == "predict_proba":
+                block = np.log(np.clip(block, 1e-12, None))
+            elif block.shape[1] == 1:  # binary decision_function
+                block = np.hstack([np.zeros_like(block), block])
+            logits.append(block)
+        return np.stack(logits)  # (n_modalities, n_rows, n_classes)
+
+    def fit(self, Z, y, sample_weight=None):
+        from scipy.optimize import minimize
+        from scipy.special import log_softmax
+
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        logits = self._logits(np.asarray(Z, dtype=np.float64))
+        n_modalities, n_rows, n_classes = logits.shape
+        weights = (np.ones(n_rows) if sample_weight is None
+                   else np.asarray(sample_weight, dtype=np.float64))
+        weights = weights / weights.sum()
+        onehot = np.eye(n_classes)[codes]
+
+        def loss(theta):
+            w, b = theta[:n_modalities], theta[n_modalities:]
+            log_p = log_softmax(np.tensordot(w, logits, axes=1) + b, axis=1)
+            residual = (np.exp(log_p) - onehot) * weights[:, None]
+            value = -(weights * log_p[np.arange(n_rows), codes]).sum() + self.alpha * w @ w
+            grad_w = np.einsum("mnk,nk->m", logits, residual) + 2 * self.alpha * w
+            return value, np.concatenate([grad_w, residual.sum(axis=0)])
+
+        prior = np.log(np.bincount(codes, minlength=n_classes) / n_rows + 1e-12)
+        start = np.concatenate([np.full(n_modalities, 1.0 / n_modalities), prior])
+        bounds = [(0, None)] * n_modalities + [(None, None)] * n_classes
+        result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+        self.weights_, self.bias_ = result.x[:n_modalities], result.x[n_modalities:]
+        return self
+
+    def predict_proba(self, Z):
+        """``softmax(sum_m w_m log p_m + b)``."""
+        from scipy.special import softmax
+
+        check_is_fitted(self)
+        logits = self._logits(np.asarray(Z, dtype=np.float64))
+        return softmax(np.tensordot(self.weights_, logits, axes=1) + self.bias_, axis=1)
+
+    def predict(self, Z):
+        return self.classes_[self.predict_proba(Z).argmax(axis=1)]
+
+
 class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
     """Decision-level fusion: one classifier per modality, stacked.
 
@@ -259,8 +341,10 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
         One per modality: its name, an estimator with ``predict_proba`` (or
         ``decision_function``) fit on ``X[columns]``, or "drop".
     final_estimator : estimator, default=None
-        Fit on the stacked predictions; None is
-        ``LogisticRegression(max_iter=1000)``.
+        Fit on the stacked predictions (each modality's scores and missing
+        flag, then the passthrough columns). None is :class:`WeightedExperts`:
+        one weight per modality on its log-probabilities, which cannot
+        overfit many classes (``LogisticRegression`` with ``passthrough``).
     cv : int, cross-validation generator or iterable, default=5
         How the out-of-fold predictions are made (stratified folds for an
         int).
@@ -283,6 +367,8 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
     classes_ : ndarray of shape (n_classes,)
     present_share_ : dict of str to float
         Share of the training rows that have each modality.
+    modality_weights_ : dict of str to float
+        Each modality's weight in the default final estimator.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
 
@@ -332,7 +418,22 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
         )
 
     def _default_final(self):
-        return LogisticRegression(max_iter=1000)
+        if self.passthrough:
+            return LogisticRegression(max_iter=1000)
+        return WeightedExperts(self._score_columns)
+
+    @property
+    def modality_weights_(self):
+        """Weight of each modality's log-probabilities in the default final
+        estimator (0: ignored)."""
+        check_is_fitted(self)
+        weights = getattr(self.final_estimator_, "weights_", None)
+        if weights is None:
+            raise AttributeError(
+                "modality_weights_ exist with the default final estimator (and no "
+                "passthrough); inspect final_estimator_ instead"
+            )
+        return dict(zip(self.estimators_, weights.tolist(), strict=True))
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.
