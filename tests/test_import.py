@@ -25,3 +25,17 @@ def test_unknown_attribute():
         assert "NotAThing" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected AttributeError")
+
+
+def test_the_former_module_of_the_end_to_end_nets_still_imports_with_a_warning():
+    code = (
+        "import warnings, skmm\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from skmm.multimodal_net import MultimodalNetClassifier\n"
+        "print(MultimodalNetClassifier is skmm.MultimodalNetClassifier)\n"
+        "print([str(w.message) for w in caught if w.category is FutureWarning])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.startswith("True") and "skmm.multimodal_net is deprecated" in out
