@@ -218,3 +218,12 @@ def check_named_triples(specs, owner, what, params=()):
     if repeated:
         raise ValueError(f"modality names must be unique; {repeated[0]!r} appears twice")
     return names
+
+
+def frame_input_tags(tags):
+    """Tags of an estimator that takes a DataFrame of raw columns (paths,
+    strings, missing values) rather than a numeric array."""
+    tags.input_tags.two_d_array = False
+    tags.input_tags.string = True
+    tags.input_tags.allow_nan = True
+    return tags

@@ -16,7 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._utils.validation import did_you_mean, is_missing, validate_params
+from .._utils.validation import did_you_mean, frame_input_tags, is_missing, validate_params
 from ._stacking import StackingFusionClassifier, StackingFusionRegressor
 
 KINDS = ("image", "text", "categorical", "numeric", "drop")
@@ -234,11 +234,7 @@ class _MultimodalAuto(BaseEstimator):
         return self.stack_._modality_columns()
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.input_tags.allow_nan = True
-        return tags
+        return frame_input_tags(super().__sklearn_tags__())
 
 
 class _Tabular(BaseEstimator):

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from .._utils.validation import (
     check_frame_columns,
     check_named_triples,
+    frame_input_tags,
     is_missing,
     naming_modality,
     validate_params,
@@ -217,6 +218,22 @@ class _StackingFusion(_BaseComposition):
         if scores is not None:
             block[present] = np.asarray(scores, dtype=np.float64).reshape(int(present.sum()), -1)
         return block
+
+    def predict(self, X):
+        """The final estimator's prediction for each row (a class, or a target).
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.final_estimator_.predict(self.transform(X))
+
+    def __sklearn_tags__(self):
+        return frame_input_tags(super().__sklearn_tags__())
 
     def _filled(self, numbers_):
         return np.where(np.isnan(numbers_), self.passthrough_mean_, numbers_)
@@ -448,26 +465,6 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
         """
         return self.final_estimator_.predict_proba(self.transform(X))
 
-    def predict(self, X):
-        """The predicted class of each row.
-
-        Parameters
-        ----------
-        X : DataFrame of shape (n_samples, n_columns)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-        """
-        return self.final_estimator_.predict(self.transform(X))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.input_tags.allow_nan = True
-        return tags
-
 
 class StackingFusionRegressor(RegressorMixin, _StackingFusion):
     """Decision-level fusion: one regressor per modality, stacked.
@@ -518,23 +515,3 @@ class StackingFusionRegressor(RegressorMixin, _StackingFusion):
 
     def _default_final(self):
         return RidgeCV()
-
-    def predict(self, X):
-        """Predicted targets.
-
-        Parameters
-        ----------
-        X : DataFrame of shape (n_samples, n_columns)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-        """
-        return self.final_estimator_.predict(self.transform(X))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.input_tags.allow_nan = True
-        return tags

@@ -20,7 +20,13 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 
 from .._utils.device import resolve_device
 from .._utils.modality import Modality
-from .._utils.validation import check_named_triples, did_you_mean, naming_modality, renamed
+from .._utils.validation import (
+    check_named_triples,
+    did_you_mean,
+    frame_input_tags,
+    naming_modality,
+    renamed,
+)
 from ..fusion._networks import MultimodalNet
 from ..image._modality import ImageModality
 from ..tabular._modality import TabularModality
@@ -361,11 +367,8 @@ class _MultimodalNetMixin:
         return _is_internal(X)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
+        tags = frame_input_tags(super().__sklearn_tags__())
         tags.input_tags.sparse = False
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.input_tags.allow_nan = True
         tags.non_deterministic = self.random_state is None
         return tags
 
