@@ -176,7 +176,7 @@ def test_text_rows_are_counted_and_pca_is_fit_per_call(tmp_path):
     cache = EmbeddingCache(tmp_path / "cache")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the missing title
-        cached = TextEmbedder(cache=cache, missing_indicator=True).fit(titles)
+        cached = TextEmbedder(cache=cache, missing_indicator=True, normalize=True).fit(titles)
         out = cached.transform(titles)
         key = cached.encoder_key_
         stats = cache.stats(key)
@@ -184,19 +184,20 @@ def test_text_rows_are_counted_and_pca_is_fit_per_call(tmp_path):
         again = cached.transform(titles[::-1])
         assert cache.stats(key).hits == 5
         np.testing.assert_array_equal(again, out[::-1])
-        plain = TextEmbedder(missing_indicator=True).fit_transform(titles)
+        plain = TextEmbedder(missing_indicator=True, normalize=True).fit_transform(titles)
         # the same strings, batched alike: the same bits
         np.testing.assert_array_equal(out, plain)
         # other batch companions: the model's own last-bit noise only
         np.testing.assert_allclose(
-            TextEmbedder().fit_transform(titles[:2]), out[:2, :-1], rtol=0, atol=1e-6
+            TextEmbedder(normalize=True).fit_transform(titles[:2]), out[:2, :-1], rtol=0, atol=1e-6
         )
         # the PCA is fit on the rows given, the cached rows stay the model's own
-        reduced = TextEmbedder(cache=cache, n_components=2).fit(titles[:4])
+        reduced = TextEmbedder(cache=cache, n_components=2, normalize=True).fit(titles[:4])
         assert reduced.encoder_key_ == key and reduced.transform(titles).shape == (6, 2)
         np.testing.assert_allclose(
             reduced.transform(titles),
-            TextEmbedder(n_components=2).fit(titles[:4]).transform(titles), atol=1e-5,
+            TextEmbedder(n_components=2, normalize=True).fit(titles[:4]).transform(titles),
+            atol=1e-5,
         )
     assert len(cache) == 5 and cache.stats(key).vector_bytes == 5 * 384 * 4
     assert TextEmbedder("tfidf", cache=cache).fit(titles[:5]).encoder_key_ is None

@@ -68,9 +68,14 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         components (None means 100, or fewer when the training text has
         fewer rows or distinct terms). With a neural model: None keeps the
         model's dimension, an int fits a PCA on the training embeddings.
-    normalize : bool, default=True
-        Scale every output vector to unit length (after ``n_components``),
-        so that dot products are cosine similarities. Rows of all zeros
+    normalize : {"auto", True, False}, default="auto"
+        How each output vector is scaled (after ``n_components``). "auto":
+        to length ``sqrt(n_features)``, so that its coordinates have about
+        unit variance, the scale linear models' default regularisation
+        expects (``make_pipeline(TextEmbedder(), LogisticRegression())``
+        needs no StandardScaler); dot products are cosine similarities times
+        ``n_features``. True: unit length (dot products are cosine
+        similarities). False: as the model gives them. Rows of all zeros
         (text without a known word, with "tfidf") stay zero.
     batch_size : int, default=32
         Texts per forward pass of a neural model.
@@ -173,7 +178,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         *,
         backend="auto",
         n_components=None,
-        normalize=True,
+        normalize="auto",
         batch_size=32,
         max_length=None,
         device="auto",
@@ -381,6 +386,7 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     _parameter_constraints = {
         "backend": [StrOptions(set(enc.BACKENDS))],
+        "normalize": [StrOptions({"auto"}), "boolean"],
         "n_components": [None, Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_length": [None, Interval(Integral, 1, None, closed="left")],
@@ -436,9 +442,11 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             embeddings = self._embed_cached(distinct)
         if self.pca_ is not None:
             embeddings = self.pca_.transform(embeddings).astype(np.float32, copy=False)
-        if self.normalize:
+        if self.normalize is not False:
             norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-            embeddings = embeddings / np.where(norms > 0, norms, 1.0).astype(np.float32)
+            length = np.sqrt(embeddings.shape[1]) if self.normalize == "auto" else 1.0
+            embeddings = embeddings * (length / np.where(norms > 0, norms, 1.0)).astype(
+                np.float32)
         width = embeddings.shape[1]
         if not self.missing_indicator and len(embeddings) == len(texts):
             # all distinct: factorize numbered them in row order

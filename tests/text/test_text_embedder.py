@@ -38,8 +38,9 @@ TITLES = ["Red cotton shirt", "Blue denim jeans", "Red cotton shirt for men",
 
 @pytest.fixture(scope="module")
 def minilm():
-    """The real all-MiniLM-L6-v2, loaded once for the module."""
-    return TextEmbedder(device="cpu").fit(["warm up"])
+    """The real all-MiniLM-L6-v2, loaded once for the module, with unit-length
+    outputs (dot products are cosine similarities)."""
+    return TextEmbedder(device="cpu", normalize=True).fit(["warm up"])
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,33 @@ def _quiet(function, *args):
 
 
 # -- the neural model ------------------------------------------------------
+
+
+def test_default_outputs_suit_a_linear_model_without_a_scaler(minilm, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_fashion(target="subCategory", return_X_y=True)
+    X, y = X["title"][:600], y[:600]
+    from skmm import EmbeddingCache
+
+    # each title embedded once, then looked up by every fold
+    default = clone(minilm).set_params(normalize="auto", cache=EmbeddingCache(tmp_path))
+    out = default.fit_transform(X[:4])
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), np.sqrt(384), rtol=1e-5)
+    np.testing.assert_allclose(out / np.sqrt(384), minilm.transform(X[:4]), atol=1e-6)
+
+    def score(model):
+        return cross_val_score(model, X, y, cv=3).mean()
+
+    plain = score(make_pipeline(clone(default), LogisticRegression(max_iter=2000)))
+    scaled = score(make_pipeline(clone(default), StandardScaler(),
+                                 LogisticRegression(max_iter=2000)))
+    unit = score(make_pipeline(clone(default).set_params(normalize=True),
+                               LogisticRegression(max_iter=2000)))
+    assert plain > unit + 0.02 and plain > scaled - 0.01
 
 
 def test_paraphrases_are_closer_than_unrelated_sentences(minilm):
@@ -114,7 +142,8 @@ def test_matches_sentence_transformers_in_streamed_length_sorted_chunks(
 
 
 def test_transformers_backend_mean_pools_like_sentence_transformers(minilm):
-    embedder = TextEmbedder(MINILM_DIR, backend="transformers", device="cpu").fit(["x"])
+    embedder = TextEmbedder(MINILM_DIR, backend="transformers", device="cpu",
+                            normalize=True).fit(["x"])
     assert embedder.backend_ == "transformers"
     out = _quiet(embedder.transform, SENTENCES + [""])
     np.testing.assert_allclose(out, _quiet(minilm.transform, SENTENCES + [""]), atol=1e-5)
@@ -125,7 +154,7 @@ def test_directory_with_only_config_json_loads_through_transformers(tmp_path, mi
                  "special_tokens_map.json"):
         shutil.copy(os.path.join(MINILM_DIR, name), tmp_path / name)
     os.symlink(os.path.join(MINILM_DIR, "model.safetensors"), tmp_path / "model.safetensors")
-    embedder = TextEmbedder(tmp_path, max_length=256, device="cpu").fit(["x"])
+    embedder = TextEmbedder(tmp_path, max_length=256, device="cpu", normalize=True).fit(["x"])
     assert embedder.backend_ == "transformers" and embedder.max_length_ == 256
     np.testing.assert_allclose(
         embedder.transform(SENTENCES), minilm.transform(SENTENCES), atol=1e-5
@@ -166,10 +195,11 @@ def test_pca_after_the_neural_encoder(minilm):
 def test_tfidf_backend_is_deterministic_and_meaningful():
     X, _ = load_fashion(target="subCategory", return_X_y=True)
     titles = X["title"][:300]
-    first = TextEmbedder("tfidf", n_components=20).fit(titles)
+    first = TextEmbedder("tfidf", n_components=20, normalize=True).fit(titles)
     out = first.transform(titles)
     assert out.shape == (300, 20) and out.dtype == np.float32
-    np.testing.assert_array_equal(out, TextEmbedder("tfidf", n_components=20).fit_transform(titles))
+    np.testing.assert_array_equal(
+        out, TextEmbedder("tfidf", n_components=20, normalize=True).fit_transform(titles))
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     assert first.backend_ == "tfidf" and first.model_path_ is None
     a, b, c = first.transform(["Nike Men Black Sports Shoes", "Nike Men Black Shoes",
