@@ -6,17 +6,18 @@ import os
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._utils.validation import did_you_mean, frame_input_tags, is_missing, validate_params
+from ._fuser import MultimodalFuser
 from ._stacking import StackingFusionClassifier, StackingFusionRegressor
 
 KINDS = ("image", "text", "categorical", "numeric", "drop")
@@ -150,6 +151,7 @@ class _MultimodalAuto(BaseEstimator):
                 )
             kinds[column] = kind
         self.column_kinds_ = kinds
+        self.joint_model_ = None
         estimators = self._modalities(kinds)
         if not estimators:
             raise ValueError(
@@ -175,31 +177,45 @@ class _MultimodalAuto(BaseEstimator):
         return user_cache_path("embeddings")
 
     def _modalities(self, kinds):
+        """One ``(name, model, columns)`` per modality, and a joint model on all
+        of them (early fusion) when there are several."""
         from ..image import ImageEmbedder
 
-        estimators = []
+        encoders = {}  # modality -> (encoder of its columns, columns, strict encoder)
         for column, kind in kinds.items():
             if kind == "image":
-                estimators.append((column, make_pipeline(
-                    ImageEmbedder(), StandardScaler(), self._linear()), column))
+                encoders[column] = (
+                    make_pipeline(ImageEmbedder(), StandardScaler()), column,
+                    # in the joint model a row may lack its photo: zeros and a flag
+                    make_pipeline(ImageEmbedder(on_error="zero", missing_indicator=True),
+                                  StandardScaler()))
             elif kind == "text":
-                estimators.append((column, make_pipeline(
-                    TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), self._linear()),
-                    column))
-        categorical = [c for c, kind in kinds.items() if kind == "categorical"]
-        numeric = [c for c, kind in kinds.items() if kind == "numeric"]
-        if categorical or numeric:
-            encode = ColumnTransformer(
+                tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+                encoders[column] = (tfidf, column, make_pipeline(
+                    FunctionTransformer(_texts), clone(tfidf)))
+        tabular = [c for c, kind in kinds.items() if kind in ("categorical", "numeric")]
+        if tabular:
+            encode = make_pipeline(_Tabular(), ColumnTransformer(
                 [("categorical", make_pipeline(
                     SimpleImputer(strategy="constant", fill_value="missing"),
-                    OneHotEncoder(handle_unknown="ignore")), categorical),
+                    OneHotEncoder(handle_unknown="ignore")),
+                  [c for c in tabular if kinds[c] == "categorical"]),
                  ("numeric", make_pipeline(SimpleImputer(add_indicator=True),
-                                           StandardScaler()), numeric)],
+                                           StandardScaler()),
+                  [c for c in tabular if kinds[c] == "numeric"])],
                 sparse_threshold=0.0,
-            )
-            name = "tabular" if "tabular" not in kinds else "tabular_columns"
-            estimators.append((name, make_pipeline(_Tabular(), encode, self._linear()),
-                               categorical + numeric))
+            ))
+            encoders[_free_name("tabular", kinds)] = (encode, tabular, encode)
+        estimators = [(name, make_pipeline(clone(encoder), self._linear()), columns)
+                      for name, (encoder, columns, _) in encoders.items()]
+        if len(encoders) > 1:
+            fuser = MultimodalFuser([(name, joint, columns)
+                                     for name, (_, columns, joint) in encoders.items()])
+            every = [c for _, columns, _ in encoders.values()
+                     for c in ([columns] if isinstance(columns, str) else columns)]
+            self.joint_model_ = _free_name("joint", kinds)
+            estimators.append((self.joint_model_, make_pipeline(fuser, self._linear()),
+                               every))
         return estimators
 
     def predict(self, X):
@@ -222,7 +238,7 @@ class _MultimodalAuto(BaseEstimator):
         share of training rows that have that modality."""
         check_is_fitted(self)
         rows = []
-        modality_of = {c: name for name, columns in self.stack_._modality_columns().items()
+        modality_of = {c: name for name, columns in self._modality_columns().items()
                        for c in ([columns] if isinstance(columns, str) else columns)}
         for column, kind in self.column_kinds_.items():
             modality = modality_of.get(column)
@@ -231,10 +247,23 @@ class _MultimodalAuto(BaseEstimator):
         return pd.DataFrame(rows)
 
     def _modality_columns(self):
-        return self.stack_._modality_columns()
+        # the joint model reads every column: not a modality of its own
+        return {name: columns for name, columns in self.stack_._modality_columns().items()
+                if name != self.joint_model_}
 
     def __sklearn_tags__(self):
         return frame_input_tags(super().__sklearn_tags__())
+
+
+def _free_name(name, kinds):
+    """``name``, or ``name_model`` when a column already has that name."""
+    return name if name not in kinds else f"{name}_model"
+
+
+def _texts(column):
+    """A text column with its missing cells as empty strings (for TF-IDF)."""
+    values = column.to_numpy(dtype=object) if hasattr(column, "to_numpy") else column
+    return ["" if is_missing(v) else str(v) for v in values]
 
 
 class _Tabular(BaseEstimator):
@@ -264,12 +293,14 @@ class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):
     ``fit(df, y)`` types each column (:func:`infer_column_kinds`), gives
     each image column a pretrained image model (``ImageEmbedder()`` +
     LogisticRegression), each text column a TF-IDF model, the categorical and
-    numeric columns together a one-hot/scaled model, and stacks them with
-    :class:`StackingFusionClassifier`: a modality counts as much as it
-    predicts well out of fold, a noisy one barely at all, and a row with a
-    missing photo or text is predicted from the rest. Embeddings go through
-    an embedding cache, so each photo is embedded once across the folds and
-    across runs.
+    numeric columns together a one-hot/scaled model, and, with several
+    modalities, a joint model on all their features (early fusion with
+    :class:`MultimodalFuser`, which sees interactions between modalities).
+    :class:`StackingFusionClassifier` stacks them: each model counts as
+    much as it predicts well out of fold (a noisy modality barely at all,
+    the joint model where interactions help), and a row with a missing photo
+    or text is predicted from the rest. Embeddings go through an embedding
+    cache, so each photo is embedded once across the folds and across runs.
 
     Parameters
     ----------
@@ -297,6 +328,8 @@ class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):
     classes_ : ndarray of shape (n_classes,)
     summary_ : DataFrame
         Each column's kind, its modality and the share of rows that have it.
+    joint_model_ : str or None
+        The name of the joint model in ``stack_`` (None with one modality).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
 

@@ -96,6 +96,9 @@ def test_one_line_fit_predict_and_what_it_chose():
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict(X[400:]), clf.predict(X[400:]))
     assert not hasattr(clone(clf), "stack_")
+    # a joint model on every modality's features is stacked too, not a modality
+    assert clf.joint_model_ == "joint" and set(clf.stack_.modality_weights_) == {
+        "title", "tabular", "joint"}
     result = modality_importance(clf, X[400:], y[400:], n_repeats=2, random_state=0)
     assert result.modalities.tolist() == ["title", "tabular"]
 
