@@ -22,6 +22,7 @@ import argparse
 import os
 import tempfile
 import time
+import warnings
 
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -116,6 +117,8 @@ def main():
                                              "baseColour,gender")
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
+    # rare classes in the inner folds of the stacking: scikit-learn's own notice
+    warnings.filterwarnings("ignore", message="The least populated class in y")
     frame = load(args.data)
     with tempfile.TemporaryDirectory() as folder:
         cache = EmbeddingCache(folder)
