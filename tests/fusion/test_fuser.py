@@ -308,7 +308,7 @@ def test_passthrough_of_text_column_is_explained(frame):
     ({"normalize": "l2"}, "The 'normalize' parameter of MultimodalFuser must be"),
     ({"output": "list"}, "The 'output' parameter of MultimodalFuser must be"),
     ({"n_components": 0}, "The 'n_components' parameter of MultimodalFuser must be"),
-    ({"transformer_weights": [1, 2]}, "transformer_weights must be a dict"),
+    ({"transformer_weights": [1, 2]}, "transformer_weights must be 'auto' or a dict"),
     ({"transformer_weights": {"text": float("nan")}}, "must be a finite number"),
 ])
 def test_bad_parameters(frame, params, match):
@@ -446,3 +446,31 @@ def test_html_repr_shows_each_modality_with_its_columns(frame):
         assert list(block.name_details) == [["a", "b"], ["c"]]
         assert "StandardScaler" in estimator._repr_html_()
     assert _get_visual_block(fitted).estimators[0] is fitted.named_transformers_["wide"]
+
+
+def test_auto_weights_follow_what_each_block_predicts_on_the_training_rows():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.integers(0, 2, n)
+    noise = {f"n{j}": rng.normal(size=n) for j in range(200)}
+    X = pd.DataFrame({"signal": y + 0.8 * rng.normal(size=n), **noise})
+    fuser = MultimodalFuser([("signal", "passthrough", ["signal"]),
+                             ("noise", "passthrough", list(noise))],
+                            transformer_weights="auto")
+    fuser.fit(X[:200], y[:200])
+    weights = dict(fuser.transformer_weights_)
+    assert weights["signal"] == 1.0 and weights["noise"] < 0.2
+    fuser.transform(X[200:])  # rows seen after fit change nothing
+    assert fuser.transformer_weights_ == weights
+
+    def held_out(transformer_weights):
+        model = make_pipeline(clone(fuser).set_params(transformer_weights=transformer_weights),
+                              LogisticRegression())
+        return model.fit(X[:200], y[:200]).score(X[200:], y[200:])
+
+    assert held_out("auto") > held_out(None) + 0.02  # the wide noise block no longer weighs
+    with pytest.raises(ValueError, match="transformer_weights='auto' learns .* from y"):
+        clone(fuser).fit(X)
