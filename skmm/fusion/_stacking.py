@@ -230,7 +230,8 @@ class _StackingFusion(_BaseComposition):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.final_estimator_.predict(self.transform(X))
+        meta = self.transform(X)  # checks that the estimator is fitted
+        return self.final_estimator_.predict(meta)
 
     def __sklearn_tags__(self):
         return frame_input_tags(super().__sklearn_tags__())
@@ -463,7 +464,8 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        return self.final_estimator_.predict_proba(self.transform(X))
+        meta = self.transform(X)
+        return self.final_estimator_.predict_proba(meta)
 
 
 class StackingFusionRegressor(RegressorMixin, _StackingFusion):

@@ -152,3 +152,19 @@ def test_regressor():
     target = 3.0 * X["price"] + (X["colour"] == "red")
     reg = MultimodalRegressor(cache=None).fit(X[:200], target[:200])
     assert reg.score(X[200:], target[200:]) > 0.9
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MultimodalClassifier(cache=None),
+    lambda: MultimodalRegressor(cache=None),
+])
+def test_sklearn_contract_of_the_one_line_estimators(make):
+    from sklearn.exceptions import NotFittedError
+
+    X, y = _frame(120, seed=4)
+    estimator = make()
+    with pytest.raises(NotFittedError):
+        estimator.predict(X)
+    assert estimator.fit(X, y) is estimator
+    assert clone(estimator).get_params() == make().get_params()
+    assert estimator.set_params(cv=3).cv == 3

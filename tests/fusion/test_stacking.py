@@ -155,3 +155,14 @@ def test_embedders_share_the_cache_across_folds(tmp_path):
     assert stats.n_rows == 30  # each photo embedded once for the 3 folds and the refit
     assert stats.hits >= 30
     assert clf.score(X, y) > 0.9
+
+
+def test_errors_before_fit_and_fit_returns_self():
+    from sklearn.exceptions import NotFittedError
+
+    X, y = halves(60)
+    for estimator in (_stack(cv=3), StackingFusionRegressor([("size", Ridge(), ["size"])])):
+        with pytest.raises(NotFittedError):
+            estimator.predict(X)
+        target = y if isinstance(estimator, StackingFusionClassifier) else X["size"]
+        assert estimator.fit(X, target) is estimator
