@@ -16,9 +16,16 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._utils.validation import did_you_mean, frame_input_tags, is_missing, validate_params
+from .._utils.validation import (
+    column_values,
+    did_you_mean,
+    frame_input_tags,
+    is_missing,
+    validate_params,
+)
+from ..text._input import clean_texts
 from ._fuser import MultimodalFuser
-from ._stacking import StackingFusionClassifier, StackingFusionRegressor
+from ._stacking import StackingFusionClassifier, StackingFusionRegressor, _as_list
 
 KINDS = ("image", "text", "categorical", "numeric", "drop")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -151,8 +158,7 @@ class _MultimodalAuto(BaseEstimator):
                 )
             kinds[column] = kind
         self.column_kinds_ = kinds
-        self.joint_model_ = None
-        estimators = self._modalities(kinds)
+        estimators, self.joint_model_ = self._modalities(kinds)
         if not estimators:
             raise ValueError(
                 "no column to learn from: every column was typed 'drop' (empty, or an id); "
@@ -178,10 +184,11 @@ class _MultimodalAuto(BaseEstimator):
 
     def _modalities(self, kinds):
         """One ``(name, model, columns)`` per modality, and a joint model on all
-        of them (early fusion) when there are several."""
+        of them (early fusion) when there are several; and the joint model's
+        name (None without it)."""
         from ..image import ImageEmbedder
 
-        encoders = {}  # modality -> (encoder of its columns, columns, strict encoder)
+        encoders = {}  # modality -> (its encoder, its columns, its encoder in the joint model)
         for column, kind in kinds.items():
             if kind == "image":
                 encoders[column] = (
@@ -190,12 +197,13 @@ class _MultimodalAuto(BaseEstimator):
                     make_pipeline(ImageEmbedder(on_error="zero", missing_indicator=True),
                                   StandardScaler()))
             elif kind == "text":
-                tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-                encoders[column] = (tfidf, column, make_pipeline(
-                    FunctionTransformer(_texts), clone(tfidf)))
+                # cells cleaned as TextEmbedder cleans them (missing ones empty)
+                text = make_pipeline(FunctionTransformer(_clean_texts),
+                                     TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))
+                encoders[column] = (text, column, text)
         tabular = [c for c, kind in kinds.items() if kind in ("categorical", "numeric")]
         if tabular:
-            encode = make_pipeline(_Tabular(), ColumnTransformer(
+            encode = make_pipeline(FunctionTransformer(_tabular_frame), ColumnTransformer(
                 [("categorical", make_pipeline(
                     SimpleImputer(strategy="constant", fill_value="missing"),
                     OneHotEncoder(handle_unknown="ignore")),
@@ -208,15 +216,13 @@ class _MultimodalAuto(BaseEstimator):
             encoders[_free_name("tabular", kinds)] = (encode, tabular, encode)
         estimators = [(name, make_pipeline(clone(encoder), self._linear()), columns)
                       for name, (encoder, columns, _) in encoders.items()]
-        if len(encoders) > 1:
-            fuser = MultimodalFuser([(name, joint, columns)
-                                     for name, (_, columns, joint) in encoders.items()])
-            every = [c for _, columns, _ in encoders.values()
-                     for c in ([columns] if isinstance(columns, str) else columns)]
-            self.joint_model_ = _free_name("joint", kinds)
-            estimators.append((self.joint_model_, make_pipeline(fuser, self._linear()),
-                               every))
-        return estimators
+        if len(encoders) < 2:
+            return estimators, None
+        fuser = MultimodalFuser([(name, clone(joint), columns)
+                                 for name, (_, columns, joint) in encoders.items()])
+        every = [c for _, columns, _ in encoders.values() for c in _as_list(columns)]
+        joint = _free_name("joint", kinds)
+        return estimators + [(joint, make_pipeline(fuser, self._linear()), every)], joint
 
     def predict(self, X):
         """Predictions of the stacked modalities.
@@ -239,7 +245,7 @@ class _MultimodalAuto(BaseEstimator):
         check_is_fitted(self)
         rows = []
         modality_of = {c: name for name, columns in self._modality_columns().items()
-                       for c in ([columns] if isinstance(columns, str) else columns)}
+                       for c in _as_list(columns)}
         for column, kind in self.column_kinds_.items():
             modality = modality_of.get(column)
             rows.append({"column": column, "kind": kind, "modality": modality,
@@ -260,31 +266,24 @@ def _free_name(name, kinds):
     return name if name not in kinds else f"{name}_model"
 
 
-def _texts(column):
-    """A text column with its missing cells as empty strings (for TF-IDF)."""
-    values = column.to_numpy(dtype=object) if hasattr(column, "to_numpy") else column
-    return ["" if is_missing(v) else str(v) for v in values]
+def _clean_texts(column):
+    """A text column's cells under TextEmbedder's policy: bytes decoded, missing
+    cells empty, a cell that is not text an error naming it."""
+    values, name, rows = column_values(column)
+    return list(clean_texts(values, name, rows)[0])
 
 
-class _Tabular(BaseEstimator):
+def _tabular_frame(X):
     """Categorical columns as strings (one-hot encodes any value), dates as
-    numbers: what the tabular encoder expects."""
-
-    def fit(self, X, y=None):
-        return self
-
-    def transform(self, X):
-        X = X.copy()
-        for column in X.columns:
-            if pd.api.types.is_datetime64_any_dtype(X[column].dtype):
-                X[column] = X[column].astype("int64").where(X[column].notna()) / 1e9
-            elif not pd.api.types.is_numeric_dtype(X[column].dtype) or (
-                    pd.api.types.is_bool_dtype(X[column].dtype)):
-                X[column] = X[column].map(lambda v: None if is_missing(v) else str(v))
-        return X
-
-    def fit_transform(self, X, y=None):
-        return self.transform(X)
+    seconds: what the tabular encoder expects."""
+    X = X.copy()
+    for column in X.columns:
+        if pd.api.types.is_datetime64_any_dtype(X[column].dtype):
+            X[column] = X[column].astype("int64").where(X[column].notna()) / 1e9
+        elif not pd.api.types.is_numeric_dtype(X[column].dtype) or (
+                pd.api.types.is_bool_dtype(X[column].dtype)):
+            X[column] = X[column].map(lambda v: None if is_missing(v) else str(v))
+    return X
 
 
 class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):

@@ -8,7 +8,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import check_cv, cross_val_predict
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -87,11 +86,12 @@ class _StackingFusion(_BaseComposition):
         """
         validate_params(self)
         specs = self._specs(X)
-        y = self._encode_y(column_or_1d(y, warn=True), reset=True)
+        y = self._check_y(column_or_1d(y, warn=True))
         cv = check_cv(self.cv, y, classifier=is_classifier(self))
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.estimators_, self.present_share_ = {}, {}
+        self.modality_columns_ = {name: columns for name, _, columns in specs}
         blocks, self._score_columns, width = [], [], 0
         for name, estimator, columns in specs:
             with naming_modality(name, columns):
@@ -185,7 +185,7 @@ class _StackingFusion(_BaseComposition):
         check_is_fitted(self)
         blocks = []
         for name, estimator in self.estimators_.items():
-            columns = self._columns(name)
+            columns = self.modality_columns_[name]
             with naming_modality(name, columns):
                 check_frame_columns(X, _as_list(columns), f"of modality {name!r} ")
                 present = _present_rows(X[columns])
@@ -238,10 +238,6 @@ class _StackingFusion(_BaseComposition):
 
     def _filled(self, numbers_):
         return np.where(np.isnan(numbers_), self.passthrough_mean_, numbers_)
-
-    def _columns(self, name):
-        columns = next(cols for n, _, cols in self.estimators if n == name)
-        return columns if isinstance(columns, str) else list(columns)
 
     def _modality_columns(self):
         """The input columns of each modality (for :func:`~skmm.modality_importance`)."""
@@ -385,6 +381,8 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
     classes_ : ndarray of shape (n_classes,)
     present_share_ : dict of str to float
         Share of the training rows that have each modality.
+    modality_columns_ : dict of str to str or list of str
+        The columns each modality's estimator reads.
     modality_weights_ : dict of str to float
         Each modality's weight in the default final estimator.
     n_features_in_ : int
@@ -415,15 +413,14 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
     array([1])
     """
 
-    def _encode_y(self, y, reset):
-        self._label_encoder = LabelEncoder().fit(y)
-        self.classes_ = self._label_encoder.classes_
+    def _check_y(self, y):
+        self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 classes, y has only "
                 f"{self.classes_.tolist()}"
             )
-        self._prior = np.bincount(self._label_encoder.transform(y)) / len(y)
+        self._prior = np.bincount(codes) / len(y)
         return y
 
     def _stack_method(self, estimator):
@@ -507,7 +504,7 @@ class StackingFusionRegressor(RegressorMixin, _StackingFusion):
     True
     """
 
-    def _encode_y(self, y, reset):
+    def _check_y(self, y):
         y = np.asarray(y, dtype=np.float64)
         self._prior = np.array([y.mean()])
         return y
