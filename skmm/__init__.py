@@ -4,7 +4,7 @@ The public names are imported lazily: ``import skmm`` is fast and does not
 import torch; each estimator's module is imported on first use.
 """
 
-import importlib
+from ._utils.lazy import lazy_getattr
 
 __version__ = "0.1.0.dev0"
 
@@ -35,12 +35,7 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'skmm' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__():

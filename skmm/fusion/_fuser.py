@@ -242,11 +242,12 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
 
     def fit_transform(self, X, y=None):
         """Fit on X and return the fused features of X."""
-        self._check_params()
+        weights = self._check_params()
+        auto = isinstance(weights, str) and weights == "auto"
+        self.transformer_weights_ = {} if auto else dict(weights or {})
         self._check_columns(X)
         names = [name for name, trans, _ in self.transformers if not _is_drop(trans)]
-        weights = self.transformer_weights_
-        unknown = [key for key in weights if key not in names]
+        unknown = [key for key in self.transformer_weights_ if key not in names]
         if unknown:
             raise ValueError(
                 f"transformer_weights has a key {unknown[0]!r} that is not a modality; the "
@@ -290,7 +291,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             self.scales_[name] = (
                 _block_scale(blocks[name]) if self.normalize == "block" else 1.0
             )
-        if self._auto_weights:
+        if auto:
             self.transformer_weights_ = self._learn_weights(blocks, y)
         return self._fuse(blocks, X)
 
@@ -409,20 +410,17 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
     def _check_params(self):
         validate_params(self)
         weights = renamed(self, "weights", "transformer_weights")
-        self._auto_weights = isinstance(weights, str) and weights == "auto"
-        if self._auto_weights:
-            weights = None
-        elif weights is not None and not isinstance(weights, dict):
+        auto = isinstance(weights, str) and weights == "auto"
+        if not auto and weights is not None and not isinstance(weights, dict):
             raise TypeError(
                 "transformer_weights must be 'auto' or a dict {modality name: weight}, "
                 f"got {type(weights).__name__}"
             )
-        for key, value in (weights or {}).items():
+        for key, value in ({} if auto else weights or {}).items():
             if not isinstance(value, numbers.Real) or not np.isfinite(value):
                 raise ValueError(
                     f"transformer_weights[{key!r}] must be a finite number, got {value!r}"
                 )
-        self.transformer_weights_ = dict(weights or {})
         check_named_triples(self.transformers, type(self).__name__, "transformer",
                             params=set(self.get_params(deep=False)))
         for name, trans, _ in self.transformers:
@@ -433,6 +431,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
                 )
         if all(_is_drop(trans) for _, trans, _ in self.transformers):
             raise ValueError("every modality is 'drop': there is nothing to fuse")
+        return weights
 
     def _modality_columns(self):
         """The input columns of each modality (for :func:`~skmm.modality_importance`)."""

@@ -205,9 +205,8 @@ class _NeuralMixin:
                 f"() for none), got {self.hidden_units!r}"
             )
         validate_params(self)
-        precision = renamed(self, "amp", "precision",
-                            lambda amp: "auto" if amp is True else "float32" if amp is False
-                            else amp)
+        # amp is validated as a boolean (numpy's included) above
+        precision = renamed(self, "amp", "precision", lambda amp: "auto" if amp else "float32")
         if isinstance(precision, str) and precision == "float16":
             raise ValueError(
                 "precision='float16' is not available for training (it needs loss "

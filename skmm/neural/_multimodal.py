@@ -62,11 +62,11 @@ def _is_internal(X):
 
 # The shorthand image=/text=/tabular= and the modality parameters they set.
 _SHORTHAND = {
-    "image": ("image", {"backbone": "image_backbone", "weights": "image_weights",
-                        "image_size": "image_size", "augment": "augment",
-                        "on_error": "on_error", "cache_bytes": "cache_bytes"}),
-    "text": ("text", {"tower": "text_tower", "max_length": "text_max_length"}),
-    "tabular": ("tabular", {}),
+    "image": {"backbone": "image_backbone", "weights": "image_weights",
+              "image_size": "image_size", "augment": "augment", "on_error": "on_error",
+              "cache_bytes": "cache_bytes"},
+    "text": {"tower": "text_tower", "max_length": "text_max_length"},
+    "tabular": {},
 }
 _MODALITY_CLASSES = {"image": ImageModality, "text": TextModality, "tabular": TabularModality}
 
@@ -111,8 +111,7 @@ class _MultimodalNetMixin:
             )
         specs = []
         for kind, columns in shorthand.items():
-            _, params = _SHORTHAND[kind]
-            values = {key: getattr(self, attr) for key, attr in params.items()}
+            values = {key: getattr(self, attr) for key, attr in _SHORTHAND[kind].items()}
             if kind == "image":
                 values["backbone"] = renamed(self, "image_tower", "image_backbone")
             modality = _MODALITY_CLASSES[kind](**values)
@@ -147,7 +146,7 @@ class _MultimodalNetMixin:
                     f"{key}: no modality named {name!r}; the modalities are {names}"
                     + (did_you_mean(name, names) if names else
                        " (use the modalities=[...] parameter to name modalities; with the "
-                       "shorthand, set image_tower=, text_tower=, ... directly)")
+                       "shorthand, set image_backbone=, text_tower=, ... directly)")
                 )
             k = names.index(name)
             if param:
@@ -168,8 +167,8 @@ class _MultimodalNetMixin:
                 modality._check_params(name)
             except ValueError as exc:
                 if self.modalities is None:  # say which shorthand parameter it was
-                    params = _SHORTHAND[name][1]
-                    exc.args = (f"{exc} (set by {', '.join(params.values())})",) + exc.args[1:]
+                    params = _SHORTHAND[name].values()
+                    exc.args = (f"{exc} (set by {', '.join(params)})",) + exc.args[1:]
                 raise
         freeze = self.freeze
         if isinstance(freeze, (bool, np.bool_)):
@@ -191,13 +190,16 @@ class _MultimodalNetMixin:
 
     # -- fit -----------------------------------------------------------------
 
-    def _encode(self, X):
-        """Each fitted modality's encoding of the DataFrame ``X``."""
+    def _check_frame(self, X):
         if not hasattr(X, "columns") or not hasattr(X, "iloc"):
             raise TypeError(
                 f"{type(self).__name__} takes a pandas DataFrame with the columns of its "
                 f"modalities, got {type(X).__name__}."
             )
+
+    def _encode(self, X):
+        """Each fitted modality's encoding of the DataFrame ``X``."""
+        self._check_frame(X)
         encoded = {}
         for name, modality in self.named_modalities_.items():
             modality._check_columns(X, modality.columns_, name)
@@ -215,8 +217,7 @@ class _MultimodalNetMixin:
         if reset or "device_" not in self.__dict__:
             self.device_ = resolve_device(self.device)
         if reset:
-            if not hasattr(X, "columns"):
-                self._encode(X)  # the error for anything but a DataFrame
+            self._check_frame(X)
             self.named_modalities_ = {}
             for modality_name, modality, columns in specs:
                 with naming_modality(modality_name, columns):

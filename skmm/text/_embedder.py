@@ -442,9 +442,10 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             embeddings = self._embed_cached(distinct)
         if self.pca_ is not None:
             embeddings = self.pca_.transform(embeddings).astype(np.float32, copy=False)
-        if self.normalize is not False:
+        auto = isinstance(self.normalize, str)  # "auto" (the only str allowed)
+        if auto or self.normalize:
             norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-            length = np.sqrt(embeddings.shape[1]) if self.normalize == "auto" else 1.0
+            length = np.sqrt(embeddings.shape[1]) if auto else 1.0
             embeddings = embeddings * (length / np.where(norms > 0, norms, 1.0)).astype(
                 np.float32)
         width = embeddings.shape[1]
