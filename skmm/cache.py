@@ -57,6 +57,7 @@ __all__ = [
     "encoder_key",
     "state_dict_digest",
     "user_cache_path",
+    "with_cache",
 ]
 
 DB_FILENAME = "skmm-embeddings.sqlite"
@@ -899,6 +900,29 @@ def check_cache(cache):
 
 _OPEN = {}
 _OPEN_LOCK = threading.Lock()
+
+
+def with_cache(estimator, cache):
+    """A clone of ``estimator`` (an embedder, or a pipeline or composite holding
+    embedders) whose ImageEmbedders and TextEmbedders without a cache of their
+    own use ``cache``: the folds of a meta-estimator then look each embedding
+    up instead of computing it again."""
+    from sklearn.base import clone
+
+    estimator = clone(estimator)
+    if cache is None:
+        return estimator
+    from .image import ImageEmbedder
+    from .text import TextEmbedder
+
+    cache = check_cache(cache)
+    params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
+    for key, value in params.items():
+        owner = params.get(key.rsplit("__", 1)[0], estimator) if "__" in key else estimator
+        if (key == "cache" or key.endswith("__cache")) and value is None and isinstance(
+                owner, (ImageEmbedder, TextEmbedder)):
+            estimator.set_params(**{key: cache})
+    return estimator
 
 
 # -- keys -----------------------------------------------------------------------

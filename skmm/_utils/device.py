@@ -1,5 +1,7 @@
 """The one place where a ``device`` parameter becomes a torch device."""
 
+import contextlib
+
 from .validation import warn
 
 
@@ -130,3 +132,25 @@ def tune_cpu_allocator():
         return
     libc.mallopt(_M_MMAP_THRESHOLD, 64 * 2**20)
     libc.mallopt(_M_TRIM_THRESHOLD, 256 * 2**20)
+
+
+@contextlib.contextmanager
+def seeded(seed, device="cpu"):
+    """Seed torch's global generators for the duration of a fit, restoring the
+    caller's generator state afterwards (weights, dropout and shuffling then
+    depend on ``random_state`` only); None seeds nothing."""
+    import torch
+
+    if seed is None:
+        yield
+        return
+    cuda = torch.device(device).type == "cuda"
+    index = torch.device(device).index
+    if cuda and index is None:
+        index = torch.cuda.current_device()
+    with torch.random.fork_rng(devices=[index] if cuda else []):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield

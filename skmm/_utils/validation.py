@@ -86,6 +86,17 @@ def is_missing(value):
         return False
 
 
+def empty_cells(frame):
+    """Which cells of a DataFrame (or Series) hold no value: missing (None,
+    NaN) or a blank string; a boolean array of shape (n_rows, n_columns)."""
+    frame = frame.to_frame() if frame.ndim == 1 else frame
+    empty = frame.isna().to_numpy(dtype=bool, copy=True)
+    for j, dtype in enumerate(frame.dtypes):
+        if dtype.kind not in "biufcmM":  # object, string, category: look for blanks
+            empty[:, j] |= [isinstance(v, str) and not v.strip() for v in frame.iloc[:, j]]
+    return empty
+
+
 def short_repr(value, limit=80):
     """A short, single-line repr of a cell for error messages."""
     if isinstance(value, np.ndarray):
@@ -111,6 +122,11 @@ def cell_error(column, row, value, cause, fix=None):
 def did_you_mean(name, choices):
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def column_list(columns):
+    """A column spec (one name, or a list or tuple of them) as a list."""
+    return [columns] if isinstance(columns, str) else list(columns)
 
 
 def check_frame_columns(X, columns, owner=""):
@@ -183,8 +199,8 @@ def naming_modality(name, columns=None):
         if (not isinstance(message, str) or isinstance(exc, UnicodeError)
                 or f"modality {name!r}" in message):
             raise
-        if isinstance(columns, str):
-            columns = [columns]
+        if columns is not None:
+            columns = column_list(columns)
         named = columns is None or any(f"column {c!r}" in message for c in columns)
         where = "" if named else f" (columns {list(columns)})"
         exc.args = (f"modality {name!r}{where}: {message}",)

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._utils.validation import (
+    column_list,
     column_values,
     did_you_mean,
     frame_input_tags,
@@ -25,7 +26,7 @@ from .._utils.validation import (
 )
 from ..text._input import clean_texts
 from ._fuser import MultimodalFuser
-from ._stacking import StackingFusionClassifier, StackingFusionRegressor, _as_list
+from ._stacking import StackingFusionClassifier, StackingFusionRegressor
 
 KINDS = ("image", "text", "categorical", "numeric", "drop")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -220,7 +221,7 @@ class _MultimodalAuto(BaseEstimator):
             return estimators, None
         fuser = MultimodalFuser([(name, clone(joint), columns)
                                  for name, (_, columns, joint) in encoders.items()])
-        every = [c for _, columns, _ in encoders.values() for c in _as_list(columns)]
+        every = [c for _, columns, _ in encoders.values() for c in column_list(columns)]
         joint = _free_name("joint", kinds)
         return estimators + [(joint, make_pipeline(fuser, self._linear()), every)], joint
 
@@ -245,7 +246,7 @@ class _MultimodalAuto(BaseEstimator):
         check_is_fitted(self)
         rows = []
         modality_of = {c: name for name, columns in self._modality_columns().items()
-                       for c in _as_list(columns)}
+                       for c in column_list(columns)}
         for column, kind in self.column_kinds_.items():
             modality = modality_of.get(column)
             rows.append({"column": column, "kind": kind, "modality": modality,

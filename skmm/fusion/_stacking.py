@@ -15,11 +15,13 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from .._utils.validation import (
     check_frame_columns,
     check_named_triples,
+    column_list,
+    empty_cells,
     frame_input_tags,
-    is_missing,
     naming_modality,
     validate_params,
 )
+from ..cache import with_cache
 
 
 class _StackingFusion(_BaseComposition):
@@ -107,10 +109,10 @@ class _StackingFusion(_BaseComposition):
                     print(f"[{type(self).__name__}] {name}: out-of-fold predictions of "
                           f"{int(present.sum())} rows")
                 method = self._stack_method(estimator)
-                scores = cross_val_predict(self._with_cache(estimator), rows, labels, cv=cv,
+                scores = cross_val_predict(with_cache(estimator, self.cache), rows, labels, cv=cv,
                                            method=method, n_jobs=self.n_jobs)
                 block = self._block(scores, present, method, np.unique(labels))
-                self.estimators_[name] = self._with_cache(estimator).fit(rows, labels)
+                self.estimators_[name] = with_cache(estimator, self.cache).fit(rows, labels)
             blocks += [block, (~present)[:, None].astype(np.float64)]
             self._score_columns.append((slice(width, width + block.shape[1]), method))
             width += block.shape[1] + 1
@@ -140,34 +142,13 @@ class _StackingFusion(_BaseComposition):
             # a name selects a Series (a text pipeline's input), a list a DataFrame,
             # as in ColumnTransformer
             columns = columns if isinstance(columns, str) else list(columns)
-            check_frame_columns(X, _as_list(columns), f"of modality {modality!r} ")
+            check_frame_columns(X, column_list(columns), f"of modality {modality!r} ")
             specs.append((modality, estimator, columns))
         if not specs:
             raise ValueError(f"{name} needs at least one modality that is not 'drop'")
         if self.passthrough:
             check_frame_columns(X, self.passthrough, "of passthrough ")
         return specs
-
-    def _with_cache(self, estimator):
-        """A clone of ``estimator`` whose embedders without a cache use ``cache``:
-        the folds look their embeddings up instead of computing them again."""
-        estimator = clone(estimator)
-        if self.cache is None:
-            return estimator
-        from ..cache import check_cache
-        from ..image import ImageEmbedder
-        from ..text import TextEmbedder
-
-        cache = check_cache(self.cache)
-        params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
-        for key, value in params.items():
-            owner = params.get(key.rsplit("__", 1)[0], estimator) if "__" in key else estimator
-            if (key == "cache" or key.endswith("__cache")) and value is None and isinstance(
-                    owner, (ImageEmbedder, TextEmbedder)):
-                estimator.set_params(**{key: cache})
-        return estimator
-
-    # -- predict -------------------------------------------------------------
 
     def transform(self, X):
         """The final estimator's input: each modality's predictions (neutral
@@ -187,7 +168,7 @@ class _StackingFusion(_BaseComposition):
         for name, estimator in self.estimators_.items():
             columns = self.modality_columns_[name]
             with naming_modality(name, columns):
-                check_frame_columns(X, _as_list(columns), f"of modality {name!r} ")
+                check_frame_columns(X, column_list(columns), f"of modality {name!r} ")
                 present = _present_rows(X[columns])
                 method = self._stack_method(estimator)
                 scores = (getattr(estimator, method)(X.loc[present, columns])
@@ -245,15 +226,9 @@ class _StackingFusion(_BaseComposition):
                 if not (isinstance(estimator, str) and estimator == "drop")}
 
 
-def _as_list(columns):
-    return [columns] if isinstance(columns, str) else columns
-
-
 def _present_rows(frame):
     """Rows where at least one of the modality's cells holds a value."""
-    frame = frame.to_frame() if frame.ndim == 1 else frame
-    empty = frame.map(lambda v: is_missing(v) or (isinstance(v, str) and not v.strip()))
-    return ~empty.to_numpy(dtype=bool).all(axis=1)
+    return ~empty_cells(frame).all(axis=1)
 
 
 class WeightedExperts(ClassifierMixin, BaseEstimator):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._utils.device import seeded
 from ._preprocess import INTERPOLATIONS, Preprocessing
 
 TIMM_PREFIX = "timm/"
@@ -380,8 +381,7 @@ def _offline_weights_file(module, cls, _pip_name):
 
 
 def _seeded(build, seed):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return build()
 
 

@@ -38,7 +38,7 @@ from skorch.dataset import unpack_data
 from skorch.exceptions import DeviceWarning
 from skorch.utils import data_from_dataset, is_dataset, to_numpy, to_tensor
 
-from .._utils.device import autocast_dtype, resolve_device
+from .._utils.device import autocast_dtype, resolve_device, seeded
 from .._utils.validation import did_you_mean, plain, renamed, validate_params
 from ..fusion._networks import ACTIVATIONS, FUSIONS, FusionNet, MLPNet, ModalityFusion
 from ._data import (
@@ -63,26 +63,6 @@ def _valid_callbacks(callbacks):
 
 def _read_only(array):
     return isinstance(array, np.ndarray) and not array.flags.writeable
-
-
-@contextlib.contextmanager
-def _seeded(seed, device):
-    """Seed torch's global generators for the duration of a fit, restoring the
-    caller's generator state afterwards (weights, dropout and shuffling then
-    depend on ``random_state`` only)."""
-    if seed is None:
-        yield
-        return
-    cuda = torch.device(device).type == "cuda"
-    index = torch.device(device).index
-    if cuda and index is None:
-        index = torch.cuda.current_device()
-    with torch.random.fork_rng(devices=[index] if cuda else []):
-        torch.default_generator.manual_seed(seed)
-        if cuda:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
-        yield
 
 
 class _PrintLog(PrintLog):
@@ -742,7 +722,7 @@ class _NeuralMixin:
         seed = self._draw_seed(reset)
         self._split_seed = None if seed is None else seed % (2**31 - 1)
         try:
-            with self._device_resolved(), _seeded(seed, self.device_):
+            with self._device_resolved(), seeded(seed, self.device_):
                 if reset or not self.initialized_:
                     self.initialize()
                 self._train(dataset, y_split, routing, fit_params)

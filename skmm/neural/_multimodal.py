@@ -18,7 +18,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 
-from .._utils.device import resolve_device
+from .._utils.device import resolve_device, seeded
 from .._utils.modality import Modality
 from .._utils.validation import (
     check_named_triples,
@@ -31,7 +31,7 @@ from ..fusion._networks import MultimodalNet
 from ..image._modality import ImageModality
 from ..tabular._modality import TabularModality
 from ..text._modality import TextModality
-from ._base import _ClassifierMixin, _NeuralMixin, _RegressorMixin, _seeded, full_precision
+from ._base import _ClassifierMixin, _NeuralMixin, _RegressorMixin, full_precision
 from ._batches import MultimodalDataset, drop_modalities, prefetch
 
 
@@ -239,7 +239,7 @@ class _MultimodalNetMixin:
             random_state=seed, sample_weight=weights,
         )
         try:
-            with self._device_resolved(), _seeded(seed, self.device_):
+            with self._device_resolved(), seeded(seed, self.device_):
                 self._loader_generator = torch.Generator()
                 self._dropout_generator = torch.Generator()
                 if seed is None:

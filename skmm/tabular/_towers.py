@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._utils.validation import cell_error, check_frame_columns, warn
+from .._utils.validation import cell_error, check_frame_columns, column_list, warn
 
 MISSING_CODE = 0
 UNKNOWN_CODE = 1
@@ -41,7 +41,7 @@ def infer_tabular_columns(X, columns):
     Numeric and boolean dtypes are numeric; everything else (object, string,
     category, datetime) is categorical.
     """
-    columns = [columns] if isinstance(columns, str) else list(columns)
+    columns = column_list(columns)
     check_frame_columns(X, columns)
     numeric, categorical = [], []
     for column in columns:
