@@ -10,6 +10,7 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it
 _LAZY = {
+    "CrossModalEmbedder": "skmm.crossmodal",
     "MultimodalFuser": "skmm.fusion",
     "make_fuser": "skmm.fusion",
     "StackingFusionClassifier": "skmm.fusion",
