@@ -37,7 +37,7 @@ import pandas as pd
 from sklearn.model_selection import GridSearchCV, GroupKFold, GroupShuffleSplit
 
 from skmm import CrossModalEmbedder, EmbeddingCache, ImageEmbedder, TextEmbedder
-from skmm.crossmodal._index import NeighborIndex
+from skmm._utils.neighbors import NeighborIndex
 from skmm.datasets import load_fashion
 from skmm.metrics import mean_reciprocal_rank, median_rank, recall_at_k
 

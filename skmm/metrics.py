@@ -17,6 +17,7 @@ import numbers
 import numpy as np
 
 from ._utils.similarity import similarity_blocks, unit_rows
+from ._utils.validation import plain
 
 __all__ = ["mean_reciprocal_rank", "median_rank", "recall_at_k", "retrieval_ranks"]
 
@@ -56,7 +57,7 @@ def retrieval_ranks(queries, targets, *, query_groups=None, target_groups=None):
         if lost.any():
             row = start + int(np.flatnonzero(lost)[0])
             raise ValueError(
-                f"query {row} (group {query_groups[row]!r}) has no correct target: no "
+                f"query {row} (group {plain(query_groups[row])!r}) has no correct target: no "
                 "target is in its group; give every query's group at least one target"
             )
         best = np.where(correct, S, -np.inf).max(axis=1)
@@ -89,7 +90,8 @@ def recall_at_k(queries, targets, k=10, *, query_groups=None, target_groups=None
     [0.3333333333333333, 0.6666666666666666]
     """
     ks = np.atleast_1d(k)
-    if not all(isinstance(value, numbers.Integral) and value >= 1 for value in ks.tolist()):
+    if not all(isinstance(value, numbers.Integral) and not isinstance(value, bool)
+               and value >= 1 for value in np.atleast_1d(np.asarray(k, dtype=object)).tolist()):
         raise ValueError(f"k must be a positive int or a sequence of them, got {k!r}")
     ranks = retrieval_ranks(queries, targets, query_groups=query_groups,
                             target_groups=target_groups)

@@ -72,6 +72,8 @@ def test_errors_say_what_to_pass():
         retrieval_ranks(np.eye(2), np.eye(2), query_groups=[0, 5], target_groups=[0, 1])
     with pytest.raises(ValueError, match="k must be a positive int"):
         recall_at_k(np.eye(2), np.eye(2), k=0)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        recall_at_k(np.eye(2), np.eye(2), k=True)
     with pytest.raises(ValueError, match="row 1, column 0: the vectors must be finite"):
         recall_at_k(np.array([[1.0, 0.0], [np.nan, 1.0]]), np.eye(2))
     with pytest.raises(ValueError, match="same width"):

@@ -4,6 +4,7 @@ import numbers
 import os
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.cross_decomposition import CCA
@@ -13,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._utils.neighbors import INDEXES, NeighborIndex
 from .._utils.similarity import unit_rows
 from .._utils.validation import (
     check_frame_columns,
@@ -21,11 +23,12 @@ from .._utils.validation import (
     frame_input_tags,
     is_missing,
     naming_modality,
+    plain,
     validate_params,
+    warn,
 )
 from ..cache import with_cache
 from ..metrics import mean_reciprocal_rank
-from ._index import INDEXES, NeighborIndex
 
 SIDES = ("left", "right")
 HEADS = ("linear", "mlp", "cca", "identity")
@@ -299,6 +302,16 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        for name in [name for name in vars(self) if name.endswith("_")]:
+            delattr(self, name)  # a refit starts afresh; a failed one leaves nothing
+        try:
+            return self._fit(X, groups)
+        except BaseException:
+            for name in [name for name in vars(self) if name.endswith("_")]:
+                delattr(self, name)
+            raise
+
+    def _fit(self, X, groups):
         validate_params(self)
         specs = self._specs()
         check_frame_columns(X, [c for columns, _ in specs.values() for c in column_list(columns)],
@@ -352,12 +365,13 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         specs = {}
         for side in SIDES:
             spec = getattr(self, side)
-            if not (len(spec) == 2 and (isinstance(spec[0], str) or (
-                    isinstance(spec[0], list) and spec[0]
-                    and all(isinstance(c, str) for c in spec[0])))):
+            if not (len(spec) == 2 and (_is_column_name(spec[0]) or (
+                    isinstance(spec[0], (list, tuple)) and spec[0]
+                    and all(_is_column_name(c) for c in spec[0])))):
                 raise ValueError(
-                    f"{side} must be a (column, transformer) pair, e.g. ('title', "
-                    f"TextEmbedder()) or (['f0', 'f1'], 'passthrough'); got {spec!r}"
+                    f"{side} must be a (columns, transformer) pair, the columns a column name "
+                    f"(str or int) or a non-empty list of them, e.g. ('title', TextEmbedder()) "
+                    f"or (['f0', 'f1'], 'passthrough'); got {spec!r}"
                 )
             columns, transformer = spec
             if not (_is_passthrough(transformer) or _is_modality(transformer)
@@ -375,7 +389,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
                     "TextEmbedder) for this baseline."
                 )
             specs[side] = (columns, transformer)
-        if specs["left"][0] == specs["right"][0]:
+        if column_list(specs["left"][0]) == column_list(specs["right"][0]):
             raise ValueError(
                 f"left and right read the same column(s) {specs['left'][0]!r}; a pair needs "
                 "two columns (for duplicates within one modality, pair each row with its "
@@ -392,8 +406,9 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         if _is_modality(transformer):
             return None, missing
         if _is_passthrough(transformer):
-            values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
-            _check_finite(values, columns, cells.index, missing)
+            cells = X[column_list(columns)]  # a DataFrame even for one column
+            values = _numbers(cells, empty_cells(cells))
+            _check_finite(values, cells.columns, cells.index, missing)
             features = np.where(missing[:, None], 0.0, values)
         elif fit:
             features = transformer.fit_transform(cells)
@@ -431,6 +446,10 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
             self.pca_[side] = PCA(min(n_pca, limit), random_state=0).fit(block)
             features[side] = self.pca_[side].transform(block)
         n_components = min(self.n_components, *(f.shape[1] for f in features.values()))
+        if n_components < self.n_components:
+            warn(f"head='cca': the shared space has {n_components} dimensions, not "
+                 f"n_components={self.n_components}: PCA kept {n_components} per side "
+                 f"(from {self.n_pairs_} pairs); lower n_components or add pairs")
         self.cca_ = CCA(n_components, scale=False, max_iter=1000).fit(
             features["left"], features["right"])
 
@@ -526,7 +545,12 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
                      if all(c in getattr(X, "columns", ()) for c in column_list(
                          getattr(self, side)[0]))]
             if not sides:
-                check_frame_columns(X, column_list(self.right[0]), owner="of the right side ")
+                check_frame_columns(X, [])  # a DataFrame, at least
+                raise KeyError(
+                    f"X has the columns of neither side: {self.left[0]!r} (for "
+                    f"{self.names_['left']!r}) nor {self.right[0]!r} (for "
+                    f"{self.names_['right']!r}); pass modality= to embed one side"
+                )
             return np.hstack([self._embed_side(side, X) for side in sides])
         return self._embed_side(self._side(modality), X)
 
@@ -642,10 +666,13 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
             ``return_distance=True``.
         indices : ndarray of shape (n_queries, n_neighbors)
             Positions of the neighbours among the indexed rows (the training
-            rows, or those of :meth:`build_index`).
+            rows, or those of :meth:`build_index`). Indexed rows whose side is
+            missing come last, at distance inf; equally near rows come in the
+            order of their positions.
         """
         check_is_fitted(self)
-        if not (isinstance(n_neighbors, numbers.Integral) and n_neighbors >= 1):
+        if not (isinstance(n_neighbors, numbers.Integral) and not isinstance(n_neighbors, bool)
+                and n_neighbors >= 1):
             raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}")
         query = self._side(query) if query is not None else self._only_side(X, "query")
         target = self._side(target) if target is not None else SIDES[1 - SIDES.index(query)]
@@ -655,7 +682,16 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
                 f"n_neighbors={n_neighbors} but the {self.names_[target]!r} index has only "
                 f"{len(index)} rows"
             )
-        similarities, indices = index.search(self._embed_side(query, X), n_neighbors)
+        queries = self._embed_side(query, X)
+        empty = ~queries.any(axis=1)
+        if empty.any():
+            row = plain(X.index[int(np.argmax(empty))])
+            raise ValueError(
+                f"row {row!r} has no {self.names_[query]!r} to search with (missing, blank or "
+                f"unreadable) in column(s) {getattr(self, query)[0]!r}; drop such rows "
+                f"(e.g. X.dropna(subset=...)) before kneighbors"
+            )
+        similarities, indices = index.search(queries, n_neighbors)
         return (1.0 - similarities, indices) if return_distance else indices
 
     def score(self, X, y=None, groups=None):
@@ -678,6 +714,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         -------
         score : float in (0, 1]
         """
+        check_is_fitted(self)
         left, right = (self._embed_side(side, X) for side in SIDES)
         present = left.any(axis=1) & right.any(axis=1)
         if present.sum() < 2:
@@ -696,10 +733,8 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         for side, side_name in self.names_.items():
             if name == side_name:
                 return side
-        raise ValueError(
-            f"unknown modality {name!r}: use {self.names_['left']!r} or "
-            f"{self.names_['right']!r} (or 'left'/'right')"
-        )
+        options = list(dict.fromkeys([*self.names_.values(), *SIDES]))
+        raise ValueError(f"unknown modality {name!r}: use one of {options}")
 
     def _only_side(self, X, what):
         found = [side for side in SIDES if all(
@@ -719,7 +754,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
 
 
 def _side_name(side, columns):
-    return columns if isinstance(columns, str) else side
+    return columns if _is_column_name(columns) else side
 
 
 def _is_passthrough(transformer):
@@ -742,7 +777,29 @@ def _group_codes(groups, n_rows):
     missing = [i for i, g in enumerate(groups) if is_missing(g)]
     if missing:
         raise ValueError(f"groups must not be missing, row {missing[0]} is {groups[missing[0]]!r}")
-    return np.unique(groups.astype(str), return_inverse=True)[1].astype(np.int64)
+    return pd.factorize(pd.Series(groups, dtype=object))[0].astype(np.int64)
+
+
+def _numbers(cells, empty):
+    """The cells as floats, empty ones (missing, blank) as NaN; a cell that is
+    no number is an error naming it."""
+    try:
+        return cells.mask(empty).to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        pass  # find the cell at fault
+    for j, column in enumerate(cells.columns):
+        for i, value in enumerate(cells.iloc[:, j]):
+            if empty[i, j]:
+                continue
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"column {column!r}, row {plain(cells.index[i])!r}: 'passthrough' "
+                    f"features must be numbers, got {value!r}; encode the column (give "
+                    "the side a transformer) or fix the cell"
+                ) from None
+    raise AssertionError("unreachable: every cell converted")  # pragma: no cover
 
 
 def _check_finite(values, columns, rows, missing):
@@ -750,7 +807,7 @@ def _check_finite(values, columns, rows, missing):
     if bad.any():
         row, column = np.argwhere(bad)[0]
         raise ValueError(
-            f"column {column_list(columns)[column]!r}, row {rows[row]!r}: features must be "
+            f"column {list(columns)[column]!r}, row {plain(rows[row])!r}: features must be "
             f"finite, got {values[row, column]}; replace infinities, or set the cell to NaN "
             "to mark the row's side missing"
         )
@@ -789,3 +846,7 @@ def _is_modality(transformer):
     from .._utils.modality import Modality
 
     return isinstance(transformer, Modality)
+
+
+def _is_column_name(column):
+    return isinstance(column, (str, numbers.Integral)) and not isinstance(column, bool)

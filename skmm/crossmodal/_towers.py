@@ -53,10 +53,17 @@ class Side(nn.Module):
         self.trunk = trunk
         self.frozen = []
         if trunk is not None and trainable_layers != "all":
-            stack = layers(trunk)
-            self.frozen = stack[:max(len(stack) - trainable_layers, 0)]
-            for layer in self.frozen:
-                layer.requires_grad_(False)
+            stack = layers(trunk) or [trunk]  # a one-layer trunk is its own layer
+            top = stack[len(stack) - trainable_layers:] if trainable_layers else []
+            # everything else freezes, parameters outside the layers too (a
+            # missing-row vector, a class token, position embeddings)
+            trunk.requires_grad_(False)
+            for layer in top:
+                layer.requires_grad_(True)
+            inside = {id(m) for layer in top for m in layer.modules()}
+            # the modules that neither are in a top layer nor hold one
+            self.frozen = [m for m in trunk.modules() if id(m) not in inside
+                           and not any(id(c) in inside for c in m.modules())]
         if hidden_size is None:
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, n_components))
         else:

@@ -304,7 +304,10 @@ def test_clone_params_and_errors_before_fit():
 @pytest.mark.parametrize("params, error, match", [
     ({"left": ("b0", "passthrough"), "right": ("b0", "passthrough")}, ValueError,
      "read the same column"),
-    ({"left": ("a0",)}, ValueError, r"\(column, transformer\) pair"),
+    ({"left": ("a0",)}, ValueError, r"\(columns, transformer\) pair"),
+    ({"left": ([1.5], "passthrough")}, ValueError, r"a column name \(str or int\)"),
+    ({"left": ("b0", "passthrough"), "right": (["b0"], "passthrough")}, ValueError,
+     "read the same column"),
     ({"left": ("a0", 3)}, TypeError, "fit_transform, be a modality .* or be 'passthrough'"),
     ({"loss": "infonse"}, ValueError, "Did you mean 'infonce'"),
     ({"left": ("missing", "passthrough")}, KeyError, "column 'missing'"),
@@ -394,18 +397,20 @@ def test_trainable_layers_freezes_all_but_the_top_of_a_tower():
         right=("caption", TextEmbedder("tfidf", n_components=3)), n_components=4,
         trainable_layers=2, max_epochs=5, batch_size=32, random_state=0,
     ).fit(X, groups=names)
+    from skmm.crossmodal._towers import layers
+
     side = fitted.net_.module_.towers[0]
-    frozen = side.frozen
-    assert len(frozen) == 6  # simple_cnn: 4 convolutions and batch norms, the last 2 train
-    assert not any(p.requires_grad for layer in frozen for p in layer.parameters())
-    trained = [m for m in side.trunk.modules()
-               if isinstance(m, torch.nn.BatchNorm2d) and m not in frozen]
+    stack = layers(side.trunk)
+    assert len(stack) == 8  # simple_cnn: 4 convolutions and their batch norms
+    trainable = {id(p) for layer in stack[-2:] for p in layer.parameters()}
+    for p in side.trunk.parameters():  # the missing-row vector freezes too
+        assert p.requires_grad == (id(p) in trainable)
     # frozen batch norms kept their statistics (eval mode), the top one learned its own
-    for layer in frozen:
+    for layer in stack[:-2]:
         if isinstance(layer, torch.nn.BatchNorm2d):
             assert not layer.running_mean.any()
-    assert trained and trained[-1].running_mean.any()
-    assert fitted.net_.module_.towers[0].trunk.missing.requires_grad
+    assert stack[-1].running_mean.any()
+    assert all(p.requires_grad for p in side.head.parameters())
 
 
 @pytest.mark.slow
@@ -418,3 +423,56 @@ def test_the_search_example_runs_and_finds_photos_from_titles(tmp_path):
     chance = float(re.search(r"chance ([0-9.]+)", out.stdout).group(1))
     assert recall > 10 * chance
     assert (tmp_path / "cross_modal_search.png").stat().st_size > 10_000
+
+
+def test_one_passthrough_column_is_a_feature_of_width_one():
+    X = pd.DataFrame({"a": np.arange(40.0) + 1, "b": 2 * np.arange(40.0) + 1})
+    fitted = CrossModalEmbedder(left=("a", "passthrough"), right=("b", "passthrough"),
+                                n_components=2, max_epochs=2).fit(X)
+    assert fitted.scalers_["left"].n_features_in_ == 1
+    assert fitted.transform(X.iloc[:5], modality="a").shape == (5, 2)
+
+
+def test_groups_are_compared_by_value():
+    X = pairs(60)
+    fitted = model(max_epochs=5).fit(X)
+    base = list(range(60))
+    as_text = [str(g) for g in base]
+    as_text[1] = 0  # 0 and "0" are different groups
+    floats = [float(g) for g in base]  # 0 and 0.0 are the same group
+    assert fitted.score(X, groups=as_text) == fitted.score(X)
+    assert fitted.score(X, groups=floats) == fitted.score(X)
+
+
+def test_search_puts_rows_without_a_value_last_and_refuses_empty_queries():
+    X = pairs(100)
+    X.loc[[5, 6, 7], RIGHT] = np.nan
+    fitted = model(max_epochs=5).fit(X)
+    distances, rows = fitted.kneighbors(X[LEFT].iloc[:2], n_neighbors=100)
+    assert set(rows[0, -3:]) == {5, 6, 7} and np.isinf(distances[0, -3:]).all()
+    assert np.isfinite(distances[:, :-3]).all()
+    with pytest.raises(ValueError, match="row 5 has no 'right' to search with"):
+        fitted.kneighbors(X[RIGHT].iloc[4:8], n_neighbors=3)
+
+
+def test_blank_cells_are_missing_and_text_is_not_a_number():
+    X = pairs(60).astype(object)
+    X.loc[4, "b1"] = "  "
+    fitted = model(max_epochs=2).fit(X)
+    assert fitted.n_pairs_ == 59
+    X.loc[7, "a3"] = "big"
+    with pytest.raises(ValueError, match="column 'a3', row 7: 'passthrough' features must be "
+                                         "numbers, got 'big'"):
+        model(max_epochs=2).fit(X)
+
+
+def test_a_failed_fit_leaves_nothing_fitted():
+    fitted = model(max_epochs=2).fit(pairs(40))
+    X = pairs(40)
+    X.loc[:, "a0"] = np.nan
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        fitted.fit(X)
+    with pytest.raises(NotFittedError):
+        fitted.transform(pairs(5))
+    with pytest.raises(NotFittedError):
+        model().score(pairs(5))

@@ -4,7 +4,7 @@ graph, for millions of rows)."""
 
 import numpy as np
 
-from .._utils.similarity import similarity_blocks, unit_rows
+from .similarity import similarity_blocks, unit_rows
 
 INDEXES = ("exact", "hnsw")
 # faiss HNSW: links per node and the breadth of the search; faiss's defaults
@@ -34,21 +34,31 @@ class NeighborIndex:
 
     def search(self, queries, n_neighbors):
         """``(similarities, indices)`` of each query's ``n_neighbors`` most
-        similar rows, most similar first."""
+        similar rows, most similar first, equally similar ones by position.
+        All-zero rows (missing values) come last, at similarity -inf."""
         queries = unit_rows(queries)
         k = min(n_neighbors, len(self.vectors))
+        empty = ~self.vectors.any(axis=1)
         if self.kind == "hnsw":
             index = self._faiss_index()
-            index.hnsw.efSearch = max(HNSW_SEARCH_BREADTH, k)
-            similarities, indices = index.search(np.ascontiguousarray(queries), k)
-            return similarities, indices.astype(np.int64)
+            wide = min(len(self.vectors), k + int(empty.sum()))
+            index.hnsw.efSearch = max(HNSW_SEARCH_BREADTH, wide)
+            similarities, indices = index.search(np.ascontiguousarray(queries), wide)
+            indices = indices.astype(np.int64)
+            similarities[empty[indices]] = -np.inf
+            order = np.lexsort((indices, -similarities), axis=1)[:, :k]
+            return (np.take_along_axis(similarities, order, axis=1),
+                    np.take_along_axis(indices, order, axis=1))
         similarities = np.empty((len(queries), k), dtype=np.float32)
         indices = np.empty((len(queries), k), dtype=np.int64)
         for start, stop, S in similarity_blocks(queries, self.vectors):
-            top = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.broadcast_to(
-                np.arange(S.shape[1]), S.shape).copy()
+            S[:, empty] = -np.inf
+            if k < S.shape[1]:
+                top = np.argpartition(-S, k - 1, axis=1)[:, :k]
+            else:
+                top = np.broadcast_to(np.arange(S.shape[1]), S.shape).copy()
             scores = np.take_along_axis(S, top, axis=1)
-            order = np.argsort(-scores, axis=1, kind="stable")
+            order = np.lexsort((top, -scores), axis=1)
             indices[start:stop] = np.take_along_axis(top, order, axis=1)
             similarities[start:stop] = np.take_along_axis(scores, order, axis=1)
         return similarities, indices
