@@ -11,6 +11,8 @@ __version__ = "0.1.0.dev0"
 # public name -> module that defines it
 _LAZY = {
     "CrossModalEmbedder": "skmm.crossmodal",
+    "ModalityImputer": "skmm.latent",
+    "MultimodalAutoencoder": "skmm.latent",
     "MultimodalFuser": "skmm.fusion",
     "make_fuser": "skmm.fusion",
     "StackingFusionClassifier": "skmm.fusion",
@@ -18,6 +20,7 @@ _LAZY = {
     "MultimodalClassifier": "skmm.fusion",
     "MultimodalRegressor": "skmm.fusion",
     "infer_column_kinds": "skmm.fusion",
+    "GraphPropagation": "skmm.graph",
     "ImagePixels": "skmm.image",
     "ImageEmbedder": "skmm.image",
     "TextEmbedder": "skmm.text",

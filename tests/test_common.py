@@ -5,6 +5,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmm import (
+    GraphPropagation,
     ImageEmbedder,
     ImagePixels,
     MultimodalFuser,
@@ -30,6 +31,7 @@ ESTIMATORS = [
     NeuralRegressor(hidden_units=(16,), max_epochs=10, lr=0.02, batch_size=32,
                     random_state=0),
     TextEmbedder("tfidf", n_components=2),
+    GraphPropagation(n_neighbors=3),
 ]
 
 _MINIBATCH_WEIGHTS = (
