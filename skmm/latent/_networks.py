@@ -21,7 +21,8 @@ class JointAutoencoder(nn.Module):
     present, mean, log_variance)``; in training, each present modality of a
     row is hidden from the encoders with probability ``modality_dropout``
     (one always stays), so that any subset of modalities learns to predict
-    all of them."""
+    all of them. In eval mode (validation), each modality is predicted from
+    the others alone."""
 
     def __init__(self, widths, n_components, hidden_size=256, variational=False,
                  modality_dropout=0.5):
@@ -55,6 +56,8 @@ class JointAutoencoder(nn.Module):
 
     def forward(self, **x):
         present = x.pop(PRESENT)
+        if not self.training:
+            return self._predict_each_from_the_others(x, present)
         used = present
         if self.training and self.modality_dropout > 0:
             hidden = torch.rand(present.shape, device=present.device) < self.modality_dropout
@@ -70,6 +73,20 @@ class JointAutoencoder(nn.Module):
         if self.variational and self.training:
             latent = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
         return self.decode(latent), x, present, mean, log_variance
+
+    def _predict_each_from_the_others(self, blocks, present):
+        """Each modality decoded from the row's other modalities alone (the
+        validation loss is then the imputation error); rows that have no
+        other modality do not count."""
+        reconstructions, counted = {}, present.clone()
+        for j, name in enumerate(self.names):
+            others = present.clone()
+            others[:, j] = 0
+            counted[:, j] *= (others.sum(dim=1) > 0).float()
+            mean, _ = self.encode(blocks, others)
+            reconstructions[name] = self.decoders[name](mean)
+        mean, log_variance = self.encode(blocks, present)
+        return reconstructions, blocks, counted, mean, log_variance
 
 
 class ReconstructionLoss(nn.Module):

@@ -96,6 +96,16 @@ def test_each_epoch_lowers_the_loss_and_the_seed_fixes_the_model():
     assert clone(first).get_params()["n_components"] == 2
 
 
+def test_training_stops_when_the_held_out_imputation_error_stops_improving():
+    blocks, _ = shared_factor(300)
+    fitted = model(max_epochs=300, n_iter_no_change=5).fit(blocks)
+    history = fitted.net_.history_
+    assert len(history) < 300
+    valid = history[:, "valid_loss"]
+    assert min(valid) < valid[-1]  # it stopped after the best epoch, whose weights it kept
+    assert len(model(max_epochs=20, validation_fraction=None).fit(blocks).net_.history_) == 20
+
+
 def test_imputer_in_a_pipeline_after_the_fuser_with_a_search():
     blocks, y = shared_factor(300)
     frame = pd.DataFrame(np.hstack([blocks["a"], blocks["b"]]),
