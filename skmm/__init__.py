@@ -20,6 +20,7 @@ _LAZY = {
     "MultimodalClassifier": "skmm.fusion",
     "MultimodalRegressor": "skmm.fusion",
     "infer_column_kinds": "skmm.fusion",
+    "GraphNeuralClassifier": "skmm.graph",
     "GraphPropagation": "skmm.graph",
     "ImagePixels": "skmm.image",
     "ImageEmbedder": "skmm.image",

@@ -112,3 +112,44 @@ def test_the_few_labels_example_runs_and_the_graph_helps(tmp_path):
     alone = float(re.search(r"labelled rows only: +([0-9.]+)", out.stdout).group(1))
     graph = float(re.search(r"graph propagation: +([0-9.]+)", out.stdout).group(1))
     assert graph > alone
+
+
+def test_gcn_learns_from_few_labels_and_predicts_new_rows():
+    from skmm import GraphNeuralClassifier
+
+    X, y = clustered(1000)
+    train, new = np.arange(800), np.arange(800, 1000)
+    rng = np.random.default_rng(1)
+    labelled = rng.choice(train, size=40, replace=False)  # 5% of the training rows
+    partial = np.full(800, -1)
+    partial[labelled] = y[labelled]
+    raw = LogisticRegression(max_iter=1000).fit(X[labelled], y[labelled])
+    gcn = GraphNeuralClassifier(random_state=0).fit(X[train], partial)
+    unlabelled = np.setdiff1d(train, labelled)
+    assert np.mean(gcn.transduction_[unlabelled] == y[unlabelled]) > (
+        raw.score(X[unlabelled], y[unlabelled]) + 0.05)
+    # inductive: rows it never saw, whose labels it never saw
+    assert gcn.score(X[new], y[new]) > raw.score(X[new], y[new]) + 0.05
+    proba = gcn.predict_proba(X[new])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    # a new row's prediction does not depend on the other new rows
+    np.testing.assert_array_equal(gcn.predict_proba(X[new][:3]), proba[:3])
+
+
+def test_gcn_string_labels_seed_pickle_and_errors():
+    from skmm import GraphNeuralClassifier
+
+    X, y = clustered(200)
+    labels = np.where(y == 1, "odd", "even").astype(object)
+    labels[20:] = -1
+    first = GraphNeuralClassifier(max_epochs=20, random_state=0).fit(X, labels)
+    assert set(first.classes_) == {"even", "odd"}
+    again = GraphNeuralClassifier(max_epochs=20, random_state=0).fit(X, labels)
+    np.testing.assert_array_equal(again.predict_proba(X[:10]), first.predict_proba(X[:10]))
+    restored = pickle.loads(pickle.dumps(first))
+    np.testing.assert_array_equal(restored.predict_proba(X[:10]), first.predict_proba(X[:10]))
+    assert clone(first).get_params()["max_epochs"] == 20
+    with pytest.raises(ValueError, match="no row is labelled"):
+        GraphNeuralClassifier().fit(X, np.full(200, -1))
+    with pytest.raises(ValueError, match="one class"):
+        GraphNeuralClassifier().fit(X, np.where(np.arange(200) < 5, 1, -1))
