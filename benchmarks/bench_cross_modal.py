@@ -28,33 +28,19 @@ Run: python benchmarks/bench_cross_modal.py [--data bundled|full] [--cache DIR]
 """
 
 import argparse
-import os
 import tempfile
 import time
 
 import numpy as np
 import pandas as pd
+from _catalogue import load_products  # beside this script
 from sklearn.model_selection import GridSearchCV, GroupKFold, GroupShuffleSplit
 
 from skmm import CrossModalEmbedder, EmbeddingCache, ImageEmbedder, TextEmbedder
 from skmm._utils.neighbors import NeighborIndex
-from skmm.datasets import load_fashion
 from skmm.metrics import mean_reciprocal_rank, median_rank, recall_at_k
 
-FULL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fashion")
 KS = (1, 5, 10)
-
-
-def load(data):
-    if data == "bundled":
-        frame = load_fashion().frame
-    else:
-        frame = pd.read_csv(os.path.join(FULL, "fashion.csv"))
-        frame["image"] = [os.path.join(FULL, path) for path in frame["image"]]
-        frame = frame.rename(columns={"productDisplayName": "title"})
-    frame = frame.dropna(subset=["title"]).reset_index(drop=True)
-    frame["group"] = frame["title"].str.strip().str.lower().factorize()[0]
-    return frame[["image", "title", "group"]]
 
 
 def split(frame, data):
@@ -116,7 +102,7 @@ def main():
     args = parser.parse_args()
     folder = args.cache or tempfile.mkdtemp(prefix="skmm-bench-")
     cache = EmbeddingCache(folder)
-    frame = load(args.data)
+    frame = load_products(args.data)
     train, test = split(frame, args.data)
     n_groups = test["group"].nunique()
     print(f"{args.data}: {len(train)} training pairs, {len(test)} held-out pairs "

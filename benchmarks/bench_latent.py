@@ -29,13 +29,13 @@ Run: python benchmarks/bench_latent.py [--data bundled|full] [--cache DIR]
 """
 
 import argparse
-import os
 import tempfile
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
+from _catalogue import TARGETS, load_products  # beside this script
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
@@ -52,23 +52,7 @@ from skmm import (
     MultimodalAutoencoder,
     TextEmbedder,
 )
-from skmm.datasets import load_fashion
 from skmm.metrics import recall_at_k
-
-FULL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fashion")
-TARGETS = ["masterCategory", "subCategory", "articleType"]
-
-
-def load(data):
-    if data == "bundled":
-        frame = load_fashion(target=TARGETS).frame
-    else:
-        frame = pd.read_csv(os.path.join(FULL, "fashion.csv"))
-        frame["image"] = [os.path.join(FULL, path) for path in frame["image"]]
-        frame = frame.rename(columns={"productDisplayName": "title"})
-    frame = frame.dropna(subset=["title"]).reset_index(drop=True)
-    frame["group"] = frame["title"].str.strip().str.lower().factorize()[0]
-    return frame
 
 
 def common_classes(y, minimum=10):
@@ -166,7 +150,7 @@ def main():
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*missing or empty.*")
     cache = EmbeddingCache(args.cache or tempfile.mkdtemp(prefix="skmm-bench-"))
-    frame = load(args.data)
+    frame = load_products(args.data)
     start = time.perf_counter()
     features = {"image": ImageEmbedder(cache=cache).fit_transform(frame["image"]),
                 "title": TextEmbedder(cache=cache).fit_transform(frame["title"])}

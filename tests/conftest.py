@@ -68,3 +68,23 @@ def postgres_url(postgres_server, request):
 
     name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[-50:] + f"_{os.getpid()}"
     return new_database(postgres_server, name)
+
+
+@pytest.fixture
+def run_example(tmp_path):
+    """Run ``examples/<name>`` with ``args`` in a temporary folder, as a user
+    would; return its standard output (the test fails with its stderr if it
+    fails)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run(name, *args):
+        script = Path(__file__).parents[1] / "examples" / name
+        out = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    return run
+

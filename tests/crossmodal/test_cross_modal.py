@@ -1,8 +1,5 @@
 import pickle
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -414,13 +411,10 @@ def test_trainable_layers_freezes_all_but_the_top_of_a_tower():
 
 
 @pytest.mark.slow
-def test_the_search_example_runs_and_finds_photos_from_titles(tmp_path):
-    script = Path(__file__).parents[2] / "examples" / "cross_modal_search.py"
-    out = subprocess.run([sys.executable, str(script), "--plot"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    recall = float(re.search(r"title -> photo ([0-9.]+)", out.stdout).group(1))
-    chance = float(re.search(r"chance ([0-9.]+)", out.stdout).group(1))
+def test_the_search_example_runs_and_finds_photos_from_titles(run_example, tmp_path):
+    out = run_example("cross_modal_search.py", "--plot")
+    recall = float(re.search(r"title -> photo ([0-9.]+)", out).group(1))
+    chance = float(re.search(r"chance ([0-9.]+)", out).group(1))
     assert recall > 10 * chance
     assert (tmp_path / "cross_modal_search.png").stat().st_size > 10_000
 

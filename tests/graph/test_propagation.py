@@ -99,18 +99,12 @@ def test_hnsw_index_gives_nearly_the_same_features():
 
 
 @pytest.mark.slow
-def test_the_few_labels_example_runs_and_the_graph_helps(tmp_path):
+def test_the_few_labels_example_runs_and_the_graph_helps(run_example):
     import re
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    script = Path(__file__).parents[2] / "examples" / "few_labels_graph.py"
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    alone = float(re.search(r"labelled rows only: +([0-9.]+)", out.stdout).group(1))
-    graph = float(re.search(r"graph propagation: +([0-9.]+)", out.stdout).group(1))
+    out = run_example("few_labels_graph.py")
+    alone = float(re.search(r"labelled rows only: +([0-9.]+)", out).group(1))
+    graph = float(re.search(r"graph propagation: +([0-9.]+)", out).group(1))
     assert graph > alone
 
 

@@ -137,16 +137,10 @@ def test_bad_blocks_are_named():
 
 
 @pytest.mark.slow
-def test_the_imputation_example_recovers_the_accuracy_that_zeros_lose(tmp_path):
+def test_the_imputation_example_recovers_the_accuracy_that_zeros_lose(run_example):
     import re
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    script = Path(__file__).parents[2] / "examples" / "impute_missing_photos.py"
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    zeros = float(re.search(r"zero features: +([0-9.]+)", out.stdout).group(1))
-    imputed = float(re.search(r"imputed: +([0-9.]+)", out.stdout).group(1))
+    out = run_example("impute_missing_photos.py")
+    zeros = float(re.search(r"zero features: +([0-9.]+)", out).group(1))
+    imputed = float(re.search(r"imputed: +([0-9.]+)", out).group(1))
     assert imputed > zeros
