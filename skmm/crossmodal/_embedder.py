@@ -302,14 +302,16 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        for name in [name for name in vars(self) if name.endswith("_")]:
-            delattr(self, name)  # a refit starts afresh; a failed one leaves nothing
+        self._forget_fit()  # a refit starts afresh
         try:
             return self._fit(X, groups)
         except BaseException:
-            for name in [name for name in vars(self) if name.endswith("_")]:
-                delattr(self, name)
+            self._forget_fit()  # a failed fit leaves nothing fitted
             raise
+
+    def _forget_fit(self):
+        for name in [name for name in vars(self) if name.endswith("_")]:
+            delattr(self, name)
 
     def _fit(self, X, groups):
         validate_params(self)
@@ -320,7 +322,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.names_ = {side: _side_name(side, columns) for side, (columns, _) in specs.items()}
         self.transformers_, self.scalers_ = {}, {}
-        features, present = {}, np.ones(len(X), dtype=bool)
+        features, missing_rows = {}, {}
         for side, (columns, transformer) in specs.items():
             with naming_modality(self.names_[side], columns):
                 if _is_modality(transformer):
@@ -330,8 +332,9 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
                     self.transformers_[side] = (
                         "passthrough" if _is_passthrough(transformer)
                         else with_cache(transformer, self.cache))
-                features[side], missing = self._features(side, X, fit=True)
-            present &= ~missing
+                features[side], missing_rows[side] = self._features(side, X, fit=True)
+        every_row = dict(features)  # for the index of the training rows, below
+        present = ~(missing_rows["left"] | missing_rows["right"])
         self.n_pairs_ = int(present.sum())
         if self.n_pairs_ < 2:
             raise ValueError(
@@ -357,7 +360,9 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
                 self._fit_cca(features)
             else:
                 self._fit_heads(features, groups)
-        self.index_ = {side: NeighborIndex(self._embed_side(side, X), self.index)
+        # the training rows' features are at hand: project them, not embed again
+        self.index_ = {side: NeighborIndex(self._embedding(side, X, every_row[side],
+                                                           missing_rows[side]), self.index)
                        for side in SIDES}
         return self
 
@@ -541,9 +546,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if modality is None:
-            sides = [side for side in SIDES
-                     if all(c in getattr(X, "columns", ()) for c in column_list(
-                         getattr(self, side)[0]))]
+            sides = self._sides_in(X)
             if not sides:
                 check_frame_columns(X, [])  # a DataFrame, at least
                 raise KeyError(
@@ -561,6 +564,10 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
             return np.zeros((0, self._width(side)), dtype=np.float32)
         with naming_modality(self.names_[side], columns):
             features, missing = self._features(side, X)
+        return self._embedding(side, X, features, missing)
+
+    def _embedding(self, side, X, features, missing):
+        """The unit vectors of ``X``'s rows of ``side``, from its features."""
         if self._trained_end_to_end(side):
             out = self._project_end_to_end(side, X)
         elif self.head == "identity":
@@ -609,14 +616,14 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
             return unit_rows(scores)
         import torch
 
-        from ..neural._data import to_block
 
         tower = self.net_.module_.towers[SIDES.index(side)]
         out = np.empty((features.shape[0], self.n_components), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, features.shape[0], _TRANSFORM_ROWS):
-                block = to_block(features[start:start + _TRANSFORM_ROWS])
-                block = torch.as_tensor(block.toarray() if sp.issparse(block) else block)
+                block = features[start:start + _TRANSFORM_ROWS]
+                block = torch.from_numpy(np.asarray(
+                    block.toarray() if sp.issparse(block) else block, dtype=np.float32))
                 z = tower(block.to(self.net_.device))
                 out[start:start + len(block)] = torch.nn.functional.normalize(z, dim=1).cpu()
         return out
@@ -736,9 +743,13 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         options = list(dict.fromkeys([*self.names_.values(), *SIDES]))
         raise ValueError(f"unknown modality {name!r}: use one of {options}")
 
-    def _only_side(self, X, what):
-        found = [side for side in SIDES if all(
+    def _sides_in(self, X):
+        """The sides whose columns ``X`` has."""
+        return [side for side in SIDES if all(
             c in getattr(X, "columns", ()) for c in column_list(getattr(self, side)[0]))]
+
+    def _only_side(self, X, what):
+        found = self._sides_in(X)
         if len(found) != 1:
             raise ValueError(
                 f"pass {what}= ({self.names_['left']!r} or {self.names_['right']!r}): X has "

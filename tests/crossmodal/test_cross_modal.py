@@ -470,3 +470,24 @@ def test_a_failed_fit_leaves_nothing_fitted():
         fitted.transform(pairs(5))
     with pytest.raises(NotFittedError):
         model().score(pairs(5))
+
+
+def test_fit_computes_each_sides_features_once():
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    class Counting(TransformerMixin, BaseEstimator):
+        calls = 0
+
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            type(self).calls += 1
+            return np.asarray(X, dtype=float)
+
+    X = pairs(100)
+    fitted = CrossModalEmbedder(left=(LEFT, Counting()), right=(RIGHT, "passthrough"),
+                                n_components=4, max_epochs=2).fit(X)
+    assert Counting.calls == 1  # the index of the training rows reuses them
+    fitted.transform(X, modality="left")
+    assert Counting.calls == 2
