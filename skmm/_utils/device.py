@@ -134,6 +134,17 @@ def tune_cpu_allocator():
     libc.mallopt(_M_TRIM_THRESHOLD, 256 * 2**20)
 
 
+def draw_seed(random_state):
+    """An int seed drawn from a ``random_state`` parameter, or None for None
+    (then nothing is seeded)."""
+    if random_state is None:
+        return None
+    import numpy as np
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
 @contextlib.contextmanager
 def seeded(seed, device="cpu"):
     """Seed torch's global generators for the duration of a fit, restoring the

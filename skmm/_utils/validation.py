@@ -5,6 +5,7 @@ import difflib
 import numbers
 import sys
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -95,6 +96,13 @@ def empty_cells(frame):
         if dtype.kind not in "biufcmM":  # object, string, category: look for blanks
             empty[:, j] |= [isinstance(v, str) and not v.strip() for v in frame.iloc[:, j]]
     return empty
+
+
+def is_modality_dict(X):
+    """True for ``{modality: block}`` input (a sparse DOK matrix is a dict too)."""
+    import scipy.sparse as sp
+
+    return isinstance(X, Mapping) and not sp.issparse(X)
 
 
 def short_repr(value, limit=80):

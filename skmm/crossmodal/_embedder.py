@@ -10,7 +10,6 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.cross_decomposition import CCA
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -463,7 +462,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         from skorch import NeuralNet
         from skorch.callbacks import LRScheduler
 
-        from .._utils.device import resolve_device, seeded
+        from .._utils.device import draw_seed, resolve_device, seeded
         from ..neural._batches import MultimodalDataset
         from ..neural._data import InMemoryDataset, TensorBatchLoader, to_block
         from ._losses import DEFAULT_MARGINS, LOSSES
@@ -477,7 +476,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
                          else self.margin}
         batch_size = min(self.batch_size, self.n_pairs_)
         end_to_end = [self._trained_end_to_end(side) for side in SIDES]
-        seed = _seed(self.random_state)
+        seed = draw_seed(self.random_state)
         with seeded(seed, device):
             sides = []
             for side, trained in zip(SIDES, end_to_end, strict=True):
@@ -770,12 +769,6 @@ def _side_name(side, columns):
 
 def _is_passthrough(transformer):
     return isinstance(transformer, str) and transformer == "passthrough"
-
-
-def _seed(random_state):
-    if random_state is None:
-        return None
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 def _group_codes(groups, n_rows):

@@ -59,7 +59,7 @@ class JointAutoencoder(nn.Module):
         if not self.training:
             return self._predict_each_from_the_others(x, present)
         used = present
-        if self.training and self.modality_dropout > 0:
+        if self.modality_dropout > 0:
             hidden = torch.rand(present.shape, device=present.device) < self.modality_dropout
             kept = present.bool() & ~hidden
             # a row that lost every modality it had gets one back at random
@@ -70,14 +70,14 @@ class JointAutoencoder(nn.Module):
             used = kept.float()
         mean, log_variance = self.encode(x, used)
         latent = mean
-        if self.variational and self.training:
+        if self.variational:
             latent = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
         return self.decode(latent), x, present, mean, log_variance
 
     def _predict_each_from_the_others(self, blocks, present):
         """Each modality decoded from the row's other modalities alone (the
-        validation loss is then the imputation error); rows that have no
-        other modality do not count."""
+        validation loss is then the imputation error, plus the KL term of a
+        VAE); rows that have no other modality do not count."""
         reconstructions, counted = {}, present.clone()
         for j, name in enumerate(self.names):
             others = present.clone()

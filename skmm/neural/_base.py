@@ -39,13 +39,18 @@ from skorch.exceptions import DeviceWarning
 from skorch.utils import data_from_dataset, is_dataset, to_numpy, to_tensor
 
 from .._utils.device import autocast_dtype, resolve_device, seeded
-from .._utils.validation import did_you_mean, plain, renamed, validate_params
+from .._utils.validation import (
+    did_you_mean,
+    is_modality_dict,
+    plain,
+    renamed,
+    validate_params,
+)
 from ..fusion._networks import ACTIVATIONS, FUSIONS, FusionNet, MLPNet, ModalityFusion
 from ._data import (
     InMemoryDataset,
     TensorBatchLoader,
     first_non_finite,
-    is_modality_dict,
     place,
     to_block,
 )

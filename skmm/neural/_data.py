@@ -8,23 +8,19 @@ the training device when they fit) and each batch is one slice, or one
 """
 
 import numbers
-from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
 import skorch.dataset
 import torch
 
+from .._utils.validation import is_modality_dict
+
 # A dense block larger than this stays a sparse matrix and is densified batch
 # by batch; smaller ones are densified once, which is faster.
 DENSIFY_LIMIT_BYTES = 1 << 30
 # Share of the free GPU memory the training data may take to live on the GPU.
 DEVICE_DATA_FRACTION = 0.5
-
-
-def is_modality_dict(X):
-    """True for ``{modality: block}`` input (a sparse DOK matrix is a dict too)."""
-    return isinstance(X, Mapping) and not sp.issparse(X)
 
 
 class Batch(tuple):

@@ -82,7 +82,7 @@ def test_vae_samples_have_the_training_blocks_mean_and_scale():
         model(max_epochs=1).fit(blocks).sample(3)
 
 
-def test_each_epoch_lowers_the_loss_and_the_seed_fixes_the_model():
+def test_training_lowers_the_loss_and_the_seed_fixes_the_model():
     blocks, _ = shared_factor(300)
     first = model().fit(blocks)
     losses = first.net_.history_[:, "train_loss"]
@@ -102,7 +102,20 @@ def test_training_stops_when_the_held_out_imputation_error_stops_improving():
     history = fitted.net_.history_
     assert len(history) < 300
     valid = history[:, "valid_loss"]
-    assert min(valid) < valid[-1]  # it stopped after the best epoch, whose weights it kept
+    assert min(valid) < valid[-1]  # it stopped after the best epoch...
+    # ... and kept that epoch's weights: the held-out error is the best one
+    import torch
+
+    from skmm.latent._networks import PRESENT
+
+    checked, present = fitted._check_blocks(blocks)
+    held_out = fitted.net_.train_split.mask
+    data = {name: torch.from_numpy(fitted._standardised(checked, present, name)[held_out])
+            for name in fitted.modalities_}
+    data[PRESENT] = torch.from_numpy(present[held_out].astype(np.float32))
+    with torch.no_grad():
+        error = fitted.net_.criterion_(fitted.net_.module_(**data)).item()
+    assert error == pytest.approx(min(valid), rel=1e-4)
     assert len(model(max_epochs=20, validation_fraction=None).fit(blocks).net_.history_) == 20
 
 
