@@ -6,14 +6,13 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder, StandardScaler
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._utils.neighbors import INDEXES
 from .._utils.validation import validate_params
-from ._propagation import GraphPropagation
+from ._propagation import _degree, knn_graph, nearest_distinct
 
 
 class GraphNeuralClassifier(ClassifierMixin, BaseEstimator):
@@ -55,8 +54,11 @@ class GraphNeuralClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    graph_ : GraphPropagation
-        The graph of the training rows (``graph_.adjacency_``).
+    adjacency_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+        The row-normalised k-NN graph of the training rows, self-loops
+        included (as :class:`GraphPropagation`'s).
+    index_ : object
+        The search index of the training rows (standardised).
     transduction_ : ndarray of shape (n_samples,)
         The predicted label of each training row, labelled or not.
     net_ : skorch.NeuralNet
@@ -120,7 +122,7 @@ class GraphNeuralClassifier(ClassifierMixin, BaseEstimator):
         import torch
         from skorch import NeuralNet
 
-        from .._utils.device import resolve_device, seeded
+        from .._utils.device import draw_seed, resolve_device, seeded
         from ._networks import GraphConvolutions, LabelledRows
 
         validate_params(self)
@@ -130,25 +132,23 @@ class GraphNeuralClassifier(ClassifierMixin, BaseEstimator):
         if labelled.sum() == 0:
             raise ValueError("no row is labelled: y is -1 everywhere; label some rows")
         check_classification_targets(y[labelled])
-        self._encoder = LabelEncoder().fit(y[labelled])
-        self.classes_ = self._encoder.classes_
+        encoder = LabelEncoder().fit(y[labelled])
+        self.classes_ = encoder.classes_
         if len(self.classes_) < 2:
             raise ValueError(f"the labelled rows have one class ({self.classes_[0]!r}); "
                              "a classifier needs at least two")
         self.scaler_ = StandardScaler().fit(X)
         features = self.scaler_.transform(X)
-        self.graph_ = GraphPropagation(self.n_neighbors, n_hops=1, output="last",
-                                       index=self.index).fit(features)
+        self.index_, self.adjacency_ = knn_graph(features, self.n_neighbors, self.index)
         device = resolve_device(self.device)
-        seed = (None if self.random_state is None else
-                int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max)))
+        seed = draw_seed(self.random_state)
         targets = np.full(len(y), -1, dtype=np.int64)
-        targets[labelled] = self._encoder.transform(y[labelled])
+        targets[labelled] = encoder.transform(y[labelled])
         with seeded(seed, device):
             self.net_ = NeuralNet(
                 GraphConvolutions,
                 module__features=torch.as_tensor(features, dtype=torch.float32),
-                module__adjacency=self.graph_.adjacency_,
+                module__adjacency=self.adjacency_,
                 module__widths=[X.shape[1]] + [self.hidden_size] * (self.n_layers - 1)
                 + [len(self.classes_)],
                 module__dropout=self.dropout,
@@ -165,7 +165,10 @@ class GraphNeuralClassifier(ClassifierMixin, BaseEstimator):
             # one "row" per step: the whole graph, its targets (-1: unlabelled)
             self.net_.fit(np.zeros((1, 1), dtype=np.float32), targets[None, :])
         self.net_.module_.eval()
-        self.transduction_ = self.classes_[self._logits(None).argmax(axis=1)]
+        with torch.inference_mode():
+            # what each layer sees of the training rows, for new rows to attach to
+            self._layer_inputs, logits = self.net_.module_.layer_inputs()
+        self.transduction_ = self.classes_[logits.argmax(dim=1).cpu().numpy()]
         return self
 
     def predict_proba(self, X):
@@ -181,7 +184,16 @@ class GraphNeuralClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        logits = self._logits(self.scaler_.transform(X))
+        import torch
+
+        features = self.scaler_.transform(X)
+        neighbours = nearest_distinct(self.index_, features, _degree(self.adjacency_))
+        device = self.net_.device
+        with torch.inference_mode():
+            logits = self.net_.module_.new_rows(
+                torch.as_tensor(features, dtype=torch.float32, device=device),
+                torch.as_tensor(neighbours, device=device), self._layer_inputs,
+            ).double().cpu().numpy()
         logits = logits - logits.max(axis=1, keepdims=True)
         proba = np.exp(logits)
         return proba / proba.sum(axis=1, keepdims=True)
@@ -190,18 +202,6 @@ class GraphNeuralClassifier(ClassifierMixin, BaseEstimator):
         """The most probable class of each row."""
         check_is_fitted(self)
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-    def _logits(self, features):
-        """Logits of the training rows (``features`` None) or of new rows."""
-        import torch
-
-        module = self.net_.module_
-        with torch.inference_mode():
-            if features is None:
-                return module().double().cpu().numpy()
-            neighbours = self.graph_._neighbours(features)
-            return module.new_rows(torch.as_tensor(features, dtype=torch.float32),
-                                   torch.as_tensor(neighbours)).double().cpu().numpy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -31,27 +31,28 @@ class GraphConvolutions(nn.Module):
                                             check_invariants=False)
         return torch.sparse.mm(adjacency, h)
 
-    def _layer_inputs(self):
-        """Each layer's input for the training rows (and the logits last)."""
+    def _step(self, i, h):
+        h = self.layers[i](h)
+        return F.relu(h) if i < len(self.layers) - 1 else h
+
+    def layer_inputs(self):
+        """Each layer's input for the training rows, and their logits."""
         inputs, h = [], self.features
-        for i, layer in enumerate(self.layers):
+        for i in range(len(self.layers)):
             h = F.dropout(h, self.dropout, self.training)
             inputs.append(h)
-            h = layer(self._aggregate(h))
-            if i < len(self.layers) - 1:
-                h = F.relu(h)
+            h = self._step(i, self._aggregate(h))
         return inputs, h
 
     def forward(self, X=None):
-        return self._layer_inputs()[1]
+        return self.layer_inputs()[1]
 
-    def new_rows(self, features, neighbours):
-        inputs, _ = self._layer_inputs()
+    def new_rows(self, features, neighbours, inputs):
+        """Logits of rows outside the graph, given ``layer_inputs()`` of the
+        training rows (in eval mode)."""
         h, k = features, neighbours.shape[1]
-        for i, (layer, around) in enumerate(zip(self.layers, inputs, strict=True)):
-            h = layer((h + around[neighbours].sum(dim=1)) / (k + 1))
-            if i < len(self.layers) - 1:
-                h = F.relu(h)
+        for i, around in enumerate(inputs):
+            h = self._step(i, (h + around[neighbours].sum(dim=1)) / (k + 1))
         return h
 
 

@@ -109,36 +109,11 @@ class GraphPropagation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _fit(self, X):
         validate_params(self)
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        n = len(X)
-        self.index_ = NeighborIndex(X, self.index)
-        self._k = min(self.n_neighbors, n - 1)
-        neighbours = self._neighbours(X)
-        k = self._k
-        rows = np.repeat(np.arange(n), k + 1)
-        columns = np.hstack([np.arange(n)[:, None], neighbours]).ravel()
-        self.adjacency_ = sp.csr_matrix(
-            (np.full(len(rows), 1.0 / (k + 1)), (rows, columns)), shape=(n, n))
+        self.index_, self.adjacency_ = knn_graph(X, self.n_neighbors, self.index)
         self.hops_ = [X]
         for _ in range(self.n_hops):
             self.hops_.append(self.adjacency_ @ self.hops_[-1])
         return self
-
-    def _neighbours(self, X):
-        """The ``k`` nearest training rows of each row of ``X``, leaving out
-        the rows in its very direction (itself, a copy): they add nothing the
-        row does not have, and leaving them out makes a training row's
-        neighbours the same in ``fit`` and in ``transform``."""
-        k, n = self._k, len(self.index_)
-        m = min(n, k + 8)
-        while True:
-            similarity, found = self.index_.search(X, m)
-            distinct = similarity < 1 - _SAME
-            if m == n or (distinct.sum(axis=1) >= k).all():
-                break
-            m = min(n, 4 * m)
-        # distinct rows first, most similar first; copies only if nothing else
-        order = np.argsort(~distinct, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(found, order, axis=1)
 
     def transform(self, X):
         """Propagated features of new rows, attached to their nearest training rows.
@@ -154,13 +129,12 @@ class GraphPropagation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        if len(X) == 0:
-            return self._output([X] * (self.n_hops + 1))
-        neighbours = self._neighbours(X)
+        neighbours = nearest_distinct(self.index_, X, _degree(self.adjacency_))
+        k = neighbours.shape[1]
         hops = [X]
         for hop in range(self.n_hops):
             around = self.hops_[hop][neighbours].sum(axis=1)
-            hops.append((hops[-1] + around) / (self._k + 1))
+            hops.append((hops[-1] + around) / (k + 1))
         return self._output(hops)
 
     def _output(self, hops):
@@ -169,3 +143,43 @@ class GraphPropagation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     @property
     def _n_features_out(self):
         return self.n_features_in_ * (self.n_hops + 1 if self.output == "concat" else 1)
+
+
+def knn_graph(X, n_neighbors, index="exact"):
+    """The search index of the rows of ``X`` and their k-NN graph: the
+    row-normalised adjacency with self-loops, ``(A + I) / (k + 1)``, as a CSR
+    matrix (``k`` is ``n_neighbors``, at most ``n - 1``)."""
+    n = len(X)
+    search = NeighborIndex(X, index)
+    neighbours = nearest_distinct(search, X, min(n_neighbors, n - 1))
+    k = neighbours.shape[1]
+    rows = np.repeat(np.arange(n), k + 1)
+    columns = np.hstack([np.arange(n)[:, None], neighbours]).ravel()
+    adjacency = sp.csr_matrix((np.full(len(rows), 1.0 / (k + 1)), (rows, columns)),
+                              shape=(n, n))
+    return search, adjacency
+
+
+def _degree(adjacency):
+    """The ``k`` of a graph made by :func:`knn_graph`."""
+    return int(adjacency.indptr[1]) - 1
+
+
+def nearest_distinct(index, X, k):
+    """The ``k`` nearest indexed rows of each row of ``X``, leaving out the
+    rows in its very direction (itself, a copy): they add nothing the row does
+    not have, and leaving them out makes a training row's neighbours the same
+    when it is fit and when it is transformed. Only the rows that many copies
+    leave short are searched again, more widely."""
+    n = len(index)
+    out = np.empty((len(X), k), dtype=np.int64)
+    todo, m = np.arange(len(X)), min(n, k + 8)
+    while len(todo):
+        similarity, found = index.search(X[todo], m)
+        distinct = similarity < 1 - _SAME
+        done = (distinct.sum(axis=1) >= k) | (m == n)
+        # distinct rows first, most similar first; copies only if nothing else
+        order = np.argsort(~distinct[done], axis=1, kind="stable")[:, :k]
+        out[todo[done]] = np.take_along_axis(found[done], order, axis=1)
+        todo, m = todo[~done], min(n, 4 * m)
+    return out

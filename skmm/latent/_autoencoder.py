@@ -58,8 +58,9 @@ class MultimodalAutoencoder(TransformerMixin, BaseEstimator):
     validation_fraction : float or None, default=0.1
         Share of the rows held out to stop training early: when the error of
         predicting each of their modalities from the others (the imputation
-        error; for a VAE, plus ``beta`` times the KL term) has not improved for ``n_iter_no_change`` epochs, training
-        stops and the best epoch's weights are kept. A few thousand rows
+        error; for a VAE, plus ``beta`` times the KL term) has not improved
+        for ``n_iter_no_change`` epochs, training stops and the best epoch's
+        weights are kept. A few thousand rows
         overfit within tens of epochs (measured on the bundled products: the
         R² of photo features predicted from titles falls from 0.28 after 30
         epochs to 0.10 after 200); larger sets train longer. None: no

@@ -128,6 +128,12 @@ def test_gcn_learns_from_few_labels_and_predicts_new_rows():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
     # a new row's prediction does not depend on the other new rows
     np.testing.assert_array_equal(gcn.predict_proba(X[new][:3]), proba[:3])
+    # predicting reuses the training rows' layers computed at fit: no pass over the graph
+    def no_graph_pass():
+        raise AssertionError("the whole graph was run again")
+
+    gcn.net_.module_.layer_inputs = no_graph_pass
+    np.testing.assert_array_equal(gcn.predict_proba(X[new][:3]), proba[:3])
 
 
 def test_gcn_string_labels_seed_pickle_and_errors():
