@@ -16,6 +16,12 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    process_routing,
+)
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
@@ -223,7 +229,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             self._sklearn_output_config = {"transform": transform}
         return self
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, **params):
         """Fit every modality's transformer (and projection) on X.
 
         Parameters
@@ -232,17 +238,28 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             The input table, one or more columns per modality.
         y : array-like of shape (n_samples,), default=None
             Targets, passed to each transformer's ``fit``.
+        **params : dict
+            Metadata such as ``sample_weight``, routed to the transformers
+            that request it (``set_fit_request``), as ColumnTransformer
+            does. Only with ``sklearn.set_config(enable_metadata_routing=True)``;
+            otherwise passing any raises.
 
         Returns
         -------
         self : MultimodalFuser
         """
-        self.fit_transform(X, y)
+        self.fit_transform(X, y, **params)
         return self
 
-    def fit_transform(self, X, y=None):
-        """Fit on X and return the fused features of X."""
+    def fit_transform(self, X, y=None, **params):
+        """Fit on X and return the fused features of X.
+
+        ``**params`` are routed as in :meth:`fit`.
+        """
+        _raise_for_params(params, self, "fit_transform")
         weights = self._check_params()
+        if params:  # metadata no modality requested fails here, naming the transformer
+            process_routing(self, "fit_transform", **params)
         auto = isinstance(weights, str) and weights == "auto"
         self.transformer_weights_ = {} if auto else dict(weights or {})
         self._check_columns(X)
@@ -264,7 +281,7 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             verbose=self.verbose,
             verbose_feature_names_out=False,
         ).set_output(transform="default")
-        blocks = self._split(self.column_transformer_.fit_transform(X, y), X)
+        blocks = self._split(self.column_transformer_.fit_transform(X, y, **params), X)
         self.modalities_ = names
         if hasattr(self.column_transformer_, "feature_names_in_"):
             self.feature_names_in_ = self.column_transformer_.feature_names_in_
@@ -326,12 +343,15 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             return dict.fromkeys(blocks, 1.0)
         return {name: float(gain / best) for name, gain in gains.items()}
 
-    def transform(self, X):
+    def transform(self, X, **params):
         """Return the fused features of X.
 
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
+        **params : dict
+            Metadata routed to the transformers' ``transform`` that request
+            it (``set_transform_request``); only with metadata routing on.
 
         Returns
         -------
@@ -339,9 +359,12 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             Of shape (n_samples, n_features_out) with ``output="array"``;
             ``{modality: block}`` with ``output="dict"``.
         """
+        _raise_for_params(params, self, "transform")
         check_is_fitted(self, "column_transformer_")
+        if params:
+            process_routing(self, "transform", **params)
         self._check_columns(X)
-        blocks = self._split(self.column_transformer_.transform(X), X)
+        blocks = self._split(self.column_transformer_.transform(X, **params), X)
         if self.fusion == "sum":
             blocks = {name: self._project(name, block) for name, block in blocks.items()}
         return self._fuse(blocks, X)
@@ -386,6 +409,24 @@ class MultimodalFuser(TransformerMixin, _BaseComposition, auto_wrap_output_keys=
             for name, transformer, cols in self.transformers
         ), strict=True)
         return _VisualBlock("parallel", transformers, names=names, name_details=columns)
+
+    def get_metadata_routing(self):
+        """How ``fit``, ``fit_transform`` and ``transform`` route metadata.
+
+        As ColumnTransformer's: each modality's transformer gets the metadata
+        it requests (``sample_weight`` for a transformer that
+        ``set_fit_request(sample_weight=True)``); see scikit-learn's metadata
+        routing guide.
+
+        Returns
+        -------
+        routing : MetadataRouter
+        """
+        router = MetadataRouter(owner=self)
+        for name, transformer, _ in self.transformers:
+            if not _is_drop(transformer):
+                router.add(method_mapping=_method_mapping(transformer), **{name: transformer})
+        return router
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -587,33 +628,42 @@ class _Modality(TransformerMixin, BaseEstimator):
         self.transformer = transformer
         self.name = name
 
-    def fit(self, X, y=None):
-        self.fit_transform(X, y)
+    def fit(self, X, y=None, **params):
+        self.fit_transform(X, y, **params)
         return self
 
-    def fit_transform(self, X, y=None):
+    def fit_transform(self, X, y=None, **params):
         with naming_modality(self.name, getattr(X, "columns", None)):
-            return self._fit_transform(X, y)
+            return self._fit_transform(X, y, params)
 
-    def _fit_transform(self, X, y):
+    def _fit_transform(self, X, y, params):
         if self.transformer == "passthrough":
             from sklearn.preprocessing import FunctionTransformer
 
             self.transformer_ = FunctionTransformer(feature_names_out="one-to-one")
         else:
             self.transformer_ = clone(self.transformer)
+        # the column transformer routed to this wrapper what its transformer
+        # requests (see get_metadata_routing), nothing else
+        routed = process_routing(self, "fit_transform", **params).transformer
         if hasattr(self.transformer_, "fit_transform"):
-            out = self.transformer_.fit_transform(X, y)
+            out = self.transformer_.fit_transform(X, y, **routed.fit_transform)
         else:
-            out = self.transformer_.fit(X, y).transform(X)
+            out = self.transformer_.fit(X, y, **routed.fit).transform(X, **routed.transform)
         out = self._check_output(out, X)
         self.sparse_output_ = sp.issparse(out)
         self.n_features_out_ = out.shape[1]
         return out
 
-    def transform(self, X):
+    def transform(self, X, **params):
+        routed = process_routing(self, "transform", **params).transformer
         with naming_modality(self.name, getattr(X, "columns", None)):
-            return self._check_output(self.transformer_.transform(X), X)
+            return self._check_output(self.transformer_.transform(X, **routed.transform), X)
+
+    def get_metadata_routing(self):
+        return MetadataRouter(owner=self).add(
+            transformer=self.transformer, method_mapping=_method_mapping(self.transformer)
+        )
 
     def get_feature_names_out(self, input_features=None):
         try:
@@ -645,6 +695,19 @@ class _Modality(TransformerMixin, BaseEstimator):
                 "row per input row."
             )
         return out
+
+
+def _method_mapping(transformer):
+    """Which of a modality transformer's methods each fuser method calls
+    (ColumnTransformer's mapping)."""
+    mapping = MethodMapping()
+    if hasattr(transformer, "fit_transform"):
+        mapping.add(caller="fit", callee="fit_transform")
+        mapping.add(caller="fit_transform", callee="fit_transform")
+    else:
+        for caller in ("fit", "fit_transform"):
+            mapping.add(caller=caller, callee="fit").add(caller=caller, callee="transform")
+    return mapping.add(caller="transform", callee="transform")
 
 
 def _numeric_passthrough(out, X, name):

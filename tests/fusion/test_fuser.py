@@ -474,3 +474,55 @@ def test_auto_weights_follow_what_each_block_predicts_on_the_training_rows():
     assert held_out("auto") > held_out(None) + 0.02  # the wide noise block no longer weighs
     with pytest.raises(ValueError, match="transformer_weights='auto' learns .* from y"):
         clone(fuser).fit(X)
+
+
+def _weighted_frame():
+    X = pd.DataFrame({"a": [0.0, 1, 2, 10], "b": [1.0, 1, 3, 4], "c": list("xyxy")})
+    return X, np.array([0, 1, 0, 1]), np.array([1.0, 1, 1, 100])
+
+
+def test_fit_without_metadata_routing_refuses_sample_weight_clearly():
+    X, y, w = _weighted_frame()
+    fuser = MultimodalFuser([("num", StandardScaler(), ["a", "b"])])
+    with pytest.raises(ValueError, match="enable_metadata_routing=True"):
+        fuser.fit(X, y, sample_weight=w)
+
+
+def test_sample_weight_reaches_the_modalities_that_request_it():
+    from sklearn import config_context
+    from sklearn.pipeline import make_pipeline
+
+    X, y, w = _weighted_frame()
+    with config_context(enable_metadata_routing=True):
+        fuser = MultimodalFuser([
+            ("num", StandardScaler().set_fit_request(sample_weight=True), ["a", "b"]),
+            ("cat", OneHotEncoder(), ["c"]),
+        ])
+        weighted = np.average(X[["a", "b"]], axis=0, weights=w)
+        fuser.fit(X, y, sample_weight=w)
+        np.testing.assert_allclose(fuser.named_transformers_["num"].mean_, weighted)
+        # inside a Pipeline, the weights reach the fuser's transformer too
+        pipe = make_pipeline(clone(fuser), LogisticRegression().set_fit_request(sample_weight=True))
+        pipe.fit(X, y, sample_weight=w)
+        np.testing.assert_allclose(pipe[0].named_transformers_["num"].mean_, weighted)
+        pipe.fit(X, y)
+        np.testing.assert_allclose(pipe[0].named_transformers_["num"].mean_, X[["a", "b"]].mean())
+
+
+def test_sample_weight_for_a_modality_that_did_not_say_raises_naming_it():
+    from sklearn import config_context
+    from sklearn.exceptions import UnsetMetadataPassedError
+
+    X, y, w = _weighted_frame()
+    fuser = MultimodalFuser([("num", StandardScaler(), ["a", "b"])])
+    with config_context(enable_metadata_routing=True):
+        with pytest.raises(UnsetMetadataPassedError, match="StandardScaler.fit_transform.*MultimodalFuser"):
+            fuser.fit(X, y, sample_weight=w)
+        # a transformer that declines it is fitted unweighted
+        fuser = MultimodalFuser([
+            ("num", StandardScaler().set_fit_request(sample_weight=False), ["a", "b"]),
+            ("first", StandardScaler().set_fit_request(sample_weight=True), ["a"]),
+        ])
+        fuser.fit(X, y, sample_weight=w)
+        np.testing.assert_allclose(fuser.named_transformers_["num"].mean_, X[["a", "b"]].mean())
+        assert fuser.named_transformers_["first"].mean_[0] > X["a"].mean()
