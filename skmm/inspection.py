@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator
 from sklearn.metrics import check_scoring
 from sklearn.utils import Bunch, check_random_state
 
-from ._utils.validation import did_you_mean
+from ._utils.validation import as_pandas, did_you_mean, is_polars
 
 __all__ = ["modality_importance"]
 
@@ -119,6 +119,7 @@ def modality_importance(
             "modality_importance takes one scorer (a str or a callable), got "
             f"{type(scoring).__name__}; call it once per metric"
         )
+    y = as_pandas(y)  # X stays as given: the estimator is scored on what it was fit on
     if not hasattr(X, "columns"):
         X = np.asarray(X) if hasattr(X, "__array__") else np.asarray(X, dtype=object)
         if X.ndim != 2:
@@ -163,11 +164,13 @@ def modality_importance(
 
 def _permuted_scores(estimator, X, y, columns, scorer, n_repeats, seed, score_kwargs):
     rng = np.random.RandomState(seed)
-    shuffled = X.copy()
+    shuffled = X if is_polars(X) else X.copy()
     scores = []
     for _ in range(n_repeats):
         order = rng.permutation(X.shape[0])
-        if hasattr(X, "columns"):
+        if is_polars(X):
+            shuffled = X.with_columns([X.to_series(j).gather(order) for j in columns])
+        elif hasattr(X, "columns"):
             for j in columns:
                 # take() keeps the column's dtype (categorical, string, ...)
                 shuffled.isetitem(j, X.iloc[:, j].take(order).set_axis(X.index))

@@ -25,6 +25,17 @@ def warn(message, category=UserWarning):
     warnings.warn(message, category, stacklevel=level)
 
 
+def is_polars(X):
+    """Whether X is a polars DataFrame or Series (without importing polars)."""
+    return type(X).__module__.partition(".")[0] == "polars" and hasattr(X, "to_pandas")
+
+
+def as_pandas(X):
+    """X itself, or a polars DataFrame or Series converted to pandas: skmm
+    reads polars input wherever it reads pandas."""
+    return X.to_pandas() if is_polars(X) else X
+
+
 def column_values(X, *, default_name="X"):
     """Return ``(values, column_name, row_labels)`` for a single-column input.
 
@@ -33,6 +44,7 @@ def column_values(X, *, default_name="X"):
     what error messages call the rows (the index labels for pandas input).
     """
     name = default_name
+    X = as_pandas(X)
     if hasattr(X, "iloc") and hasattr(X, "columns"):  # DataFrame
         if X.shape[1] != 1:
             raise ValueError(

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._utils.neighbors import INDEXES, NeighborIndex
 from .._utils.similarity import unit_rows
 from .._utils.validation import (
+    as_pandas,
     check_frame_columns,
     column_list,
     empty_cells,
@@ -314,6 +315,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
 
     def _fit(self, X, groups):
         validate_params(self)
+        X = as_pandas(X)
         specs = self._specs()
         check_frame_columns(X, [c for columns, _ in specs.values() for c in column_list(columns)],
                             owner="of CrossModalEmbedder ")
@@ -544,6 +546,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
             One row per input row; a missing side gives the zero vector.
         """
         check_is_fitted(self)
+        X = as_pandas(X)
         if modality is None:
             sides = self._sides_in(X)
             if not sides:
@@ -677,6 +680,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
             order of their positions.
         """
         check_is_fitted(self)
+        X = as_pandas(X)
         if not (isinstance(n_neighbors, numbers.Integral) and not isinstance(n_neighbors, bool)
                 and n_neighbors >= 1):
             raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}")
@@ -721,6 +725,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         score : float in (0, 1]
         """
         check_is_fitted(self)
+        X = as_pandas(X)
         left, right = (self._embed_side(side, X) for side in SIDES)
         present = left.any(axis=1) & right.any(axis=1)
         if present.sum() < 2:

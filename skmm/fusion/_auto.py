@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._utils.validation import (
+    as_pandas,
     column_list,
     column_values,
     did_you_mean,
@@ -62,8 +63,9 @@ def infer_column_kinds(X):
     >>> infer_column_kinds(X)
     {'id': 'drop', 'price': 'numeric', 'colour': 'categorical', 'title': 'text'}
     """
+    X = as_pandas(X)
     if not hasattr(X, "columns"):
-        raise TypeError(f"expected a pandas DataFrame, got {type(X).__name__}")
+        raise TypeError(f"expected a pandas or polars DataFrame, got {type(X).__name__}")
     return {column: _kind(X[column]) for column in X.columns}
 
 
@@ -145,6 +147,7 @@ class _MultimodalAuto(BaseEstimator):
             The fitted estimator.
         """
         validate_params(self)
+        X, y = as_pandas(X), as_pandas(y)
         kinds = infer_column_kinds(X)
         for column, kind in (self.columns or {}).items():
             if column not in kinds:

@@ -13,6 +13,7 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._utils.validation import (
+    as_pandas,
     check_frame_columns,
     check_named_triples,
     column_list,
@@ -87,6 +88,7 @@ class _StackingFusion(_BaseComposition):
             The fitted estimator.
         """
         validate_params(self)
+        X, y = as_pandas(X), as_pandas(y)
         specs = self._specs(X)
         y = self._check_y(column_or_1d(y, warn=True))
         cv = check_cv(self.cv, y, classifier=is_classifier(self))
@@ -164,6 +166,7 @@ class _StackingFusion(_BaseComposition):
         X_meta : ndarray of shape (n_samples, n_meta_features)
         """
         check_is_fitted(self)
+        X = as_pandas(X)
         blocks = []
         for name, estimator in self.estimators_.items():
             columns = self.modality_columns_[name]

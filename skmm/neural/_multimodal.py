@@ -21,6 +21,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from .._utils.device import resolve_device, seeded
 from .._utils.modality import Modality
 from .._utils.validation import (
+    as_pandas,
     check_named_triples,
     did_you_mean,
     frame_input_tags,
@@ -191,15 +192,18 @@ class _MultimodalNetMixin:
     # -- fit -----------------------------------------------------------------
 
     def _check_frame(self, X):
+        """X as a pandas DataFrame (a polars one is converted), or a clear error."""
+        X = as_pandas(X)
         if not hasattr(X, "columns") or not hasattr(X, "iloc"):
             raise TypeError(
-                f"{type(self).__name__} takes a pandas DataFrame with the columns of its "
-                f"modalities, got {type(X).__name__}."
+                f"{type(self).__name__} takes a pandas or polars DataFrame with the "
+                f"columns of its modalities, got {type(X).__name__}."
             )
+        return X
 
     def _encode(self, X):
         """Each fitted modality's encoding of the DataFrame ``X``."""
-        self._check_frame(X)
+        X = self._check_frame(X)
         encoded = {}
         for name, modality in self.named_modalities_.items():
             modality._check_columns(X, modality.columns_, name)
@@ -217,7 +221,7 @@ class _MultimodalNetMixin:
         if reset or "device_" not in self.__dict__:
             self.device_ = resolve_device(self.device)
         if reset:
-            self._check_frame(X)
+            X = self._check_frame(X)
             self.named_modalities_ = {}
             for modality_name, modality, columns in specs:
                 with naming_modality(modality_name, columns):
