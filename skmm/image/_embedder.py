@@ -264,6 +264,15 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     random_state : int, RandomState instance or None, default=None
         Seeds the random initialisation (``weights=None``); the global torch
         random state is left untouched.
+    keep_weights_in_pickle : bool, default=True
+        Whether pickling a fitted embedder stores the network's weights
+        (EfficientNet-Lite0: about 14 MB), so that the pickle embeds the same
+        on any machine. With False the pickle is small and the network is
+        built again from ``backbone`` and ``weights`` when it is loaded (a
+        warning tells if its weights then differ). Either way the weights are
+        stored as tensors only (a ``state_dict``, read back with
+        ``weights_only=True``), so :mod:`skops.io` can save and load the
+        embedder; a ``backbone`` module of your own is pickled whole.
     verbose : bool, default=False
         Show a progress bar while embedding.
     cache : None, str, path-like or EmbeddingCache, default=None
@@ -352,6 +361,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         on_error="raise",
         missing_indicator=False,
         random_state=None,
+        keep_weights_in_pickle=True,
         verbose=False,
         cache=None,
     ):
@@ -372,6 +382,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.on_error = on_error
         self.missing_indicator = missing_indicator
         self.random_state = random_state
+        self.keep_weights_in_pickle = keep_weights_in_pickle
         self.verbose = verbose
         self.cache = cache
 
@@ -560,28 +571,71 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         tags.requires_fit = True
         return tags
 
-    # A model fitted on a GPU is pickled from CPU memory and goes back to the
-    # GPU on load when there is one, so the pickle opens on any machine.
+    # A named backbone is pickled as its weights alone (tensors, or nothing
+    # with keep_weights_in_pickle=False) and built again on load; your own
+    # module is pickled whole. A model fitted on a GPU is pickled from CPU
+    # memory and goes back to the GPU on load when there is one, so the
+    # pickle opens on any machine.
     def __getstate__(self):
         state = dict(super().__getstate__())
         model = state.get("model_")
-        if model is not None and self.device_.type != "cpu":
+        if model is None:
+            return state
+        from ._backbones import parse_backbone
+
+        if parse_backbone(self.backbone)[0] != "module":
+            del state["model_"]
+            state["_model_digest"] = _weights_digest(model)
+            if self.keep_weights_in_pickle:
+                state["_model_weights"] = _state_dict_bytes(model)
+        elif self.device_.type != "cpu":
             import copy
 
             state["model_"] = copy.deepcopy(model).cpu()
         return state
 
     def __setstate__(self, state):
+        weights = state.pop("_model_weights", None)
+        digest = state.pop("_model_digest", None)
         super().__setstate__(state)
-        if "model_" in state and self.device_.type != "cpu":
-            if not _device_available(self.device_):
-                warn(
-                    f"{type(self).__name__} was fitted on {self.device_}, which this "
-                    "machine does not have; it will run on the CPU.",
-                    UserWarning,
-                )
-                self.device_ = _torch_device("cpu")
-            self.model_ = self._place(self.model_)
+        if digest is None and "model_" not in state:  # not fitted
+            return
+        if self.device_.type != "cpu" and not _device_available(self.device_):
+            warn(
+                f"{type(self).__name__} was fitted on {self.device_}, which this "
+                "machine does not have; it will run on the CPU.",
+                UserWarning,
+            )
+            self.device_ = _torch_device("cpu")
+        if digest is not None:
+            self.model_ = self._rebuilt_network(weights, digest)
+        self.model_ = self._place(self.model_)
+
+    def _rebuilt_network(self, weights, digest):
+        """The fitted network again: its architecture built from ``backbone``
+        with the pickled weights, or with ``weights`` found again."""
+        import io
+
+        import torch
+
+        from ._backbones import build_image_encoder
+
+        model, _ = build_image_encoder(
+            self.backbone, weights=None if weights is not None else self.weights,
+            layer=self.layer, pooling=self.pooling, random_state=self.random_state,
+            image_size=self._prep.size,
+        )
+        if weights is not None:
+            model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+        elif _weights_digest(model) != digest:
+            warn(
+                f"{type(self).__name__}: the network built again from backbone="
+                f"{self.backbone!r}, weights={self.weights!r} has other weights than the "
+                "one fitted: features will not match what was learned from them. Pickle "
+                "with keep_weights_in_pickle=True to keep the fitted weights.",
+                UserWarning,
+            )
+        return model.eval()
 
     # -- helpers -----------------------------------------------------------
 
@@ -593,6 +647,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "decoder": [StrOptions(set(_DECODERS))],
         "resize": [StrOptions({"auto", *RESIZES})],
         "interpolation": [StrOptions({"auto", *INTERPOLATIONS})],
+        "keep_weights_in_pickle": ["boolean"],
     }
 
     def _check_params(self):
@@ -742,9 +797,7 @@ class _SharedNetwork:
 
     def digest(self):
         if self._digest is None:
-            from ..cache import state_dict_digest
-
-            self._digest = state_dict_digest(self.model)
+            self._digest = _weights_digest(self.model)
         return self._digest
 
 
@@ -773,6 +826,22 @@ def _network_memo_key(embedder, prep):
         backbone, weights_id, embedder.layer, embedder.pooling, prep.size,
         str(embedder.device_), embedder._channels_last,
     )
+
+
+def _state_dict_bytes(model):
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def _weights_digest(model):
+    from ..cache import state_dict_digest
+
+    return state_dict_digest(model)
 
 
 def _shared_network(embedder, prep):

@@ -709,6 +709,24 @@ def test_pickle_and_clone_give_identical_features(pattern_png):
     np.testing.assert_array_equal(clone(embedder).fit(X).transform(X), expected)
 
 
+def test_pickle_keeps_weights_as_tensors_or_builds_the_network_again(pattern_png):
+    X = [str(pattern_png)]
+    seeded = _embedder(random_state=0).fit(X)
+    expected = seeded.transform(X)
+    full = pickle.dumps(seeded)
+    assert b"_model_weights" in full and b"SimpleCNN" not in full  # tensors, no module
+    np.testing.assert_array_equal(pickle.loads(full).transform(X), expected)
+
+    light = pickle.dumps(clone(seeded).set_params(keep_weights_in_pickle=False).fit(X))
+    assert len(light) < len(full) / 20
+    np.testing.assert_array_equal(pickle.loads(light).transform(X), expected)
+    # random weights without a seed cannot be built again: the load says so
+    unseeded = _embedder(random_state=None, keep_weights_in_pickle=False).fit(X)
+    with pytest.warns(UserWarning, match="other weights than the one fitted.*"
+                                         "keep_weights_in_pickle=True"):
+        pickle.loads(pickle.dumps(unseeded))
+
+
 def test_pickle_from_a_gpu_opens_on_a_cpu_only_machine(pattern):
     embedder = _embedder().fit([pattern])
     expected = embedder.transform([pattern])
