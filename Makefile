@@ -5,7 +5,7 @@ CONSTRAINTS ?= constraints.txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skmm-installed
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench docs clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test-fast: lint
 
 bench: setup
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
+
+# The documentation site, warnings as errors: docs/_build/html/index.html
+docs: setup
+	$(PY) -m sphinx -b html -W --keep-going docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""Cross-modal search: find product photos from a typed description, and
-titles from a photo.
+"""Cross-modal search: find product photos from a typed description, and titles from a photo
+=========================================================================================
 
 Trains a CrossModalEmbedder on the fashion products bundled with skmm: each
 product's photo (ImageEmbedder, an ImageNet-trained EfficientNet-Lite0) and

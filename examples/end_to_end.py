@@ -1,4 +1,5 @@
-"""End to end vs frozen features: fashion products, photo + title + attributes.
+"""End to end vs frozen features: fashion products, photo + title + attributes
+===========================================================================
 
 Trains, on the fashion products bundled with skmm, (1) the frozen-feature
 pipeline of the quickstart family (``ImageEmbedder``'s pretrained

@@ -1,4 +1,5 @@
-"""Few labels: propagate features over a graph of similar products.
+"""Few labels: propagate features over a graph of similar products
+===============================================================
 
 Only 5% of the fashion products bundled with skmm keep their label
 (subCategory). Each product is described by its photo (ImageEmbedder) and

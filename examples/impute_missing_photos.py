@@ -1,4 +1,5 @@
-"""Missing photos at predict time: impute their features from the titles.
+"""Missing photos at predict time: impute their features from the titles
+=====================================================================
 
 A classifier of the fashion products bundled with skmm (subCategory) is
 trained on photos (ImageEmbedder, EfficientNet-Lite0) and titles

@@ -72,23 +72,33 @@ def modality_importance(
     Returns
     -------
     result : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object, with the following attributes.
+
         importances : ndarray of shape (n_modalities, n_repeats)
             The score drop of each modality at each repeat.
+
         importances_mean : ndarray of shape (n_modalities,)
+            Its mean over the repeats.
+
         importances_std : ndarray of shape (n_modalities,)
+            Its standard deviation over the repeats.
+
         modalities : ndarray of str objects of shape (n_modalities,)
             The modality names, in the order of the rows above.
+
         columns : dict of str to list
             The input columns of each modality.
+
         baseline_score : float
             The score on the intact ``X``.
+
         scoring : str or None
             ``scoring`` when it is a name (for plot labels), else None.
 
     See Also
     --------
     sklearn.inspection.permutation_importance : the same, one column at a time.
-    skmm.plot.plot_modality_importance : draw the result.
+    skmm.plot.ModalityImportanceDisplay : draw the result.
 
     Examples
     --------

@@ -205,7 +205,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         classifier: a stage of a torchvision model (``"layer3"``,
         ``"features.5"``; ``torchvision.models.feature_extraction.
         get_graph_node_names`` lists them), of a timm model (``"blocks.4"``)
-        or of ``simple_cnn`` (``"layer1"``..``"layer4"``). Earlier stages give
+        or of ``simple_cnn`` (``"layer1"`` to ``"layer4"``). Earlier stages give
         lower-level, cheaper features.
     pooling : {"avg", "max", "avgmax"} or None, default=None
         Global pooling of the feature map; "avgmax" concatenates the average

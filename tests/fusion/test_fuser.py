@@ -516,7 +516,8 @@ def test_sample_weight_for_a_modality_that_did_not_say_raises_naming_it():
     X, y, w = _weighted_frame()
     fuser = MultimodalFuser([("num", StandardScaler(), ["a", "b"])])
     with config_context(enable_metadata_routing=True):
-        with pytest.raises(UnsetMetadataPassedError, match="StandardScaler.fit_transform.*MultimodalFuser"):
+        with pytest.raises(UnsetMetadataPassedError,
+                           match="StandardScaler.fit_transform.*MultimodalFuser"):
             fuser.fit(X, y, sample_weight=w)
         # a transformer that declines it is fitted unweighted
         fuser = MultimodalFuser([
