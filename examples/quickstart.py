@@ -1,4 +1,5 @@
-"""Quickstart: photo + title + attributes of fashion products, fused.
+"""Quickstart: photo + title + attributes of fashion products, fused
+=================================================================
 
 Embeds the product photos with ImageEmbedder (an ImageNet-trained
 EfficientNet-Lite0) and the titles with TextEmbedder (all-MiniLM-L6-v2),
@@ -125,9 +126,9 @@ for name, mean, std in zip(
 ):
     print(f"  {name:<8} {mean:.3f} +/- {std:.3f}")
 if "--plot" in sys.argv[1:]:
-    from skmm.plot import plot_modality_importance
+    from skmm.plot import ModalityImportanceDisplay
 
-    ax = plot_modality_importance(importance)
-    ax.figure.savefig("modality_importance.png", bbox_inches="tight")
+    display = ModalityImportanceDisplay.from_result(importance)
+    display.figure_.savefig("modality_importance.png", bbox_inches="tight")
     print("saved modality_importance.png")
 print(f"done in {time.perf_counter() - start:.0f} s")
