@@ -9,6 +9,7 @@ weights, seeding, a fast in-memory batch path, and clear input errors.
 """
 
 import contextlib
+import functools
 import inspect
 import math
 import numbers
@@ -33,8 +34,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import EarlyStopping, PrintLog
-from skorch.dataset import unpack_data
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring, PrintLog
+from skorch.dataset import get_len, unpack_data
 from skorch.exceptions import DeviceWarning
 from skorch.utils import data_from_dataset, is_dataset, to_numpy, to_tensor
 
@@ -50,6 +51,7 @@ from ..fusion._networks import ACTIVATIONS, FUSIONS, FusionNet, MLPNet, Modality
 from ._data import (
     InMemoryDataset,
     TensorBatchLoader,
+    device_type,
     first_non_finite,
     place,
     to_block,
@@ -103,6 +105,15 @@ class _NeuralMixin:
     virtual_params_ = MappingProxyType({})
 
     __repr__ = BaseEstimator.__repr__
+
+    def _get_params_html(self, deep=True, doc_link=""):
+        # The HTML repr's table: the net's own parameters (those of __init__
+        # and the routed ones the user passed, e.g. module__dropout), as the
+        # text repr. get_params(deep=True) adds an entry for each parameter
+        # of each callback (skorch's defaults alone make 22 callbacks__*
+        # rows) and of each modality, values the table already shows in the
+        # callbacks and modalities rows.
+        return super()._get_params_html(deep=False, doc_link=doc_link)
 
     @property
     def _default_callbacks(self):
@@ -268,7 +279,7 @@ class _NeuralMixin:
 
     @property
     def _device_type(self):
-        return torch.device(self.device_).type
+        return device_type(self.device_)
 
     def _release_device_memory(self):
         if torch.device(self.device_).type == "cuda":
@@ -372,11 +383,10 @@ class _NeuralMixin:
     def _autocast(self):
         """Autocast of the forward passes: ``precision`` on this device ("auto":
         bfloat16 on a GPU that has it, float32 elsewhere)."""
-        device = torch.device(self.device_)
-        dtype = autocast_dtype(getattr(self, "precision_", "float32"), device)
+        dtype = _autocast_dtype(getattr(self, "precision_", "float32"), self.device_)
         if dtype is None or dtype == torch.float16:  # float16 would need loss scaling
             return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=dtype)
+        return torch.autocast(self._device_type, dtype=dtype)
 
     def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
         """The batch loss: the criterion per row, weighted by ``sample_weight``
@@ -388,6 +398,10 @@ class _NeuralMixin:
             sample_weight = sample_weight.to(self.device_)
         if isinstance(y_pred, torch.Tensor) and y_pred.dtype != torch.float32:
             y_pred = y_pred.float()
+        if sample_weight is None:
+            loss = _criterion_mean(self.criterion_, y_pred, y_true)
+            if loss is not None:
+                return loss
         loss = self.criterion_(y_pred, y_true)
         if loss.dim() == 0:
             if sample_weight is not None:
@@ -411,6 +425,82 @@ class _NeuralMixin:
         loss = self.get_loss(y_pred, yi, X=Xi, training=True, **_weights_of(batch))
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step on a batch: zero the gradients, then forward,
+        loss and backward (``train_step_single``), then the optimizer's step.
+
+        skorch hands the optimizer a closure and notifies ``on_grad_computed``
+        in it; that is kept for the optimizers that may evaluate the loss more
+        than once (LBFGS, optimizers from outside ``torch.optim``), for nets
+        with several optimizers (skorch runs the closure for each) and when
+        something reads the gradients. torch's other optimizers evaluate a
+        closure exactly once, first, so calling it before their step is the
+        same computation, without the closure's bookkeeping.
+        """
+        if self._needs_step_closure():
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self._step_optimizer(None)
+        return step
+
+    def _needs_step_closure(self):
+        if (len(self._optimizers) != 1
+                or type(self).get_train_step_accumulator is not NeuralNet.get_train_step_accumulator
+                or _acts_on(self, "on_grad_computed", NeuralNet)
+                or any(_acts_on(cb, "on_grad_computed") for _, cb in self.callbacks_)):
+            return True
+        optimizer = getattr(self, self._optimizers[0] + "_")
+        return (not type(optimizer).__module__.startswith("torch.optim.")
+                or isinstance(optimizer, torch.optim.LBFGS))
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """Run ``step_fn`` over the batches of one epoch and record each batch's
+        loss and size in ``history_``, as skorch does.
+
+        skorch reads every batch's loss as it comes (``.item()``), which makes
+        the CPU wait for the device at every batch. When nothing acts on
+        single batches (no callback with ``on_batch_begin``/``on_batch_end``
+        for this phase: the default callbacks act on epochs), the losses stay
+        on the device and are read once, at the end of the epoch, before the
+        epoch's callbacks see them. Each batch still gets its entry in the
+        history before its step, so a step may record values of its own.
+        """
+        if iterator is None:
+            return
+        if self._acts_on_batches(training):
+            super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+            return
+        entries = self.history[-1]["batches"]
+        first = len(entries)
+        done = []  # (loss tensor, batch size)
+        try:
+            for batch in iterator:
+                self.history.new_batch()
+                step = step_fn(batch, **fit_params)
+                done.append((step["loss"].detach(), _batch_len(batch)))
+        except KeyboardInterrupt:  # skorch ends training there: keep the batches done
+            _record_batches(entries[first:], prefix, done)
+            raise
+        _record_batches(entries[first:], prefix, done)
+        self.history.record(prefix + "_batch_count", len(done))
+
+    def _acts_on_batches(self, training):
+        """Whether the net or a callback does more with single batches of this
+        phase than skorch's recording of them in ``history_``."""
+        if (_acts_on(self, "notify", NeuralNet) or _acts_on(self, "on_batch_begin", NeuralNet)
+                or _acts_on(self, "on_batch_end", NeuralNet)):
+            return True
+        for _, callback in self.callbacks_:
+            if _acts_on(callback, "on_batch_begin"):
+                return True
+            end = getattr(getattr(callback, "on_batch_end", None), "__func__", None)
+            # EpochScoring caches the predictions of its own phase only
+            if not (end is Callback.on_batch_end
+                    or (end is EpochScoring.on_batch_end and training != callback.on_train)):
+                return True
+        return False
 
     def validation_step(self, batch, **fit_params):
         """Forward and loss (with the batch's sample weights), without gradients."""
@@ -1499,6 +1589,61 @@ class NeuralRegressor(_RegressorMixin, _NeuralMixin, NeuralNetRegressor):
         self.use_caching = use_caching
         self.torch_load_kwargs = torch_load_kwargs
         self._store_extra_params(kwargs)
+
+
+@functools.cache
+def _autocast_dtype(precision, device):
+    # (once per fit rather than per batch: it may ask the GPU what it supports)
+    return autocast_dtype(precision, torch.device(device))
+
+
+# torch losses whose reduction="mean" is the mean of their reduction="none"
+# output (for CrossEntropyLoss and NLLLoss, only without class weights, which
+# make it a weighted mean)
+_ROW_MEAN_LOSSES = (
+    torch.nn.CrossEntropyLoss, torch.nn.NLLLoss, torch.nn.MSELoss, torch.nn.L1Loss,
+    torch.nn.SmoothL1Loss, torch.nn.HuberLoss, torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss,
+)
+
+
+def _criterion_mean(criterion, y_pred, y_true):
+    """The mean of a ``reduction="none"`` criterion's losses, by its own
+    ``"mean"`` reduction: one fused kernel, forward and backward, instead of
+    the per-row losses and their mean (a tenth of a small network's training
+    step). None when the criterion's mean would be another number (class
+    weights, a criterion of its own). As in torch, rows whose label is the
+    criterion's ``ignore_index`` (possible with a torch Dataset only: skmm's
+    class indices are never negative) are left out of that mean."""
+    if (type(criterion) not in _ROW_MEAN_LOSSES or criterion.reduction != "none"
+            or getattr(criterion, "weight", None) is not None):
+        return None
+    # reduction is a plain attribute: set past Module.__setattr__, whose checks
+    # for parameters and submodules cost more than a small batch's loss
+    object.__setattr__(criterion, "reduction", "mean")
+    try:
+        return criterion(y_pred, y_true)
+    finally:
+        object.__setattr__(criterion, "reduction", "none")
+
+
+def _acts_on(obj, hook, base=Callback):
+    """Whether ``obj.hook`` is other than ``base``'s (a no-op for callbacks)."""
+    return getattr(getattr(obj, hook, None), "__func__", None) is not getattr(base, hook)
+
+
+def _record_batches(entries, prefix, done):
+    """Write the ``(loss, size)`` of the batches done into their history entries."""
+    if not done:
+        return
+    losses = torch.stack([loss for loss, _ in done]).tolist()
+    for entry, loss, (_, size) in zip(entries[: len(done)], losses, done, strict=True):
+        entry[prefix + "_loss"] = loss
+        entry[prefix + "_batch_size"] = size
+
+
+def _batch_len(batch):
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return x.shape[0] if isinstance(x, torch.Tensor) else get_len(x)
 
 
 def _softmax(y_pred):

@@ -7,6 +7,7 @@ the training device when they fit) and each batch is one slice, or one
 ``index_select`` for a shuffled epoch.
 """
 
+import functools
 import numbers
 
 import numpy as np
@@ -30,8 +31,16 @@ class Batch(tuple):
     sample_weight = None
 
 
+@functools.cache
+def device_type(device):
+    """The type ("cpu", "cuda", ...) of a device string or ``torch.device``;
+    cached, as parsing a device string takes longer than slicing a batch's
+    labels and is done several times per batch."""
+    return torch.device(device).type
+
+
 def _to_device(tensor, device):
-    if tensor.device.type == torch.device(device).type:
+    if tensor.device.type == device_type(device):
         return tensor
     return tensor.to(device, non_blocking=True)
 

@@ -256,6 +256,135 @@ def test_keyboard_interrupt_leaves_a_usable_model(rng):
     assert clf.predict(X).shape == (100,)
 
 
+class _BatchWatcher(Callback):
+    """Acts on every training batch: the net takes skorch's per-batch path."""
+
+    def initialize(self):
+        self.losses, self.gradients = [], 0
+        return self
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:  # the batch's loss is in the history when its callbacks run
+            self.losses.append(net.history[-1, "batches", -1, "train_loss"])
+
+
+class _GradientWatcher(Callback):
+    def initialize(self):
+        self.calls = 0
+        return self
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        self.calls += 1
+        assert all(p.grad is not None for _, p in named_parameters)
+
+
+def _batch_records(history, key):
+    return [[batch[key] for batch in epoch["batches"] if key in batch] for epoch in history]
+
+
+def test_history_records_every_batch_as_skorch_does(rng):
+    X = rng.normal(size=(150, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    sample_weight = rng.uniform(0.5, 2.0, size=150)
+    for kwargs in ({}, {"early_stopping": True}, {"sample_weight": sample_weight}):
+        weights = kwargs.pop("sample_weight", None)
+        quick = _clf(max_epochs=3, **kwargs).fit(X, y, sample_weight=weights)
+        watcher = _BatchWatcher()
+        stepwise = _clf(max_epochs=3, callbacks=[("watch", watcher)], **kwargs).fit(
+            X, y, sample_weight=weights)
+        # the same training, batch by batch, whether losses are read per batch or per epoch
+        for key in ("train_loss", "train_batch_size", "valid_loss", "valid_batch_size"):
+            assert _batch_records(quick.history, key) == _batch_records(stepwise.history, key)
+        for key in ("train_loss", "train_batch_count", "epoch"):
+            assert quick.history[:, key] == stepwise.history[:, key]
+        assert watcher.losses == sum(_batch_records(stepwise.history, "train_loss"), [])
+        # (the default callbacks act on epochs: losses are read once an epoch)
+        assert not quick._acts_on_batches(training=True) and stepwise._acts_on_batches(True)
+        np.testing.assert_array_equal(quick.predict_proba(X), stepwise.predict_proba(X))
+        sizes = _batch_records(quick.history, "train_batch_size")
+        n_train = 150 - (15 if kwargs else 0)
+        assert [sum(epoch) for epoch in sizes] == [n_train] * 3
+        assert quick.history[:, "train_batch_count"] == [len(epoch) for epoch in sizes]
+
+
+class _RecordsItsOwn(NeuralClassifier):
+    """Records a value per batch from its loss, as skorch's docs show."""
+
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training,
+                                sample_weight=sample_weight)
+        self.history.record_batch("rows", len(y_true))
+        return loss
+
+
+def test_a_step_records_into_its_own_batch_entry(rng):
+    X = rng.normal(size=(80, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    clf = _RecordsItsOwn(**{**FAST, "max_epochs": 2}).fit(X, y)
+    assert _batch_records(clf.history, "rows") == _batch_records(
+        clf.history, "train_batch_size") == [[32, 32, 16]] * 2
+
+
+def test_gradient_callbacks_and_closure_optimizers_keep_skorch_steps(rng):
+    X = rng.normal(size=(96, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    watcher = _GradientWatcher()
+    clf = _clf(max_epochs=2, callbacks=[("grads", watcher)]).fit(X, y)
+    assert watcher.calls == 2 * 3  # every batch of every epoch
+    # LBFGS evaluates the loss several times per step: it gets skorch's closure
+    lbfgs = _clf(optimizer=torch.optim.LBFGS, lr=0.5, max_epochs=3, batch_size=-1).fit(X, y)
+    losses = lbfgs.history[:, "train_loss"]
+    assert losses[-1] < losses[0] and lbfgs.score(X, y) > 0.9
+    assert len(clf.history) == 2
+
+
+def test_unweighted_loss_is_the_mean_of_the_rows_losses(rng):
+    X = rng.normal(size=(64, 4)).astype(np.float32)
+    y = np.arange(64) % 3
+    clf = _clf(max_epochs=1).fit(X, y)
+    logits = torch.from_numpy(rng.normal(size=(64, 3)).astype(np.float32))
+    target = torch.from_numpy(y.astype(np.int64))
+    per_row = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    torch.testing.assert_close(clf.get_loss(logits, target), per_row.mean())
+    assert clf.criterion_.reduction == "none"  # still weighs rows when weights come
+    weights = torch.linspace(0.5, 1.5, 64)
+    torch.testing.assert_close(clf.get_loss(logits, target, sample_weight=weights),
+                               (per_row * weights).mean())
+    # class weights in the criterion: the plain mean of the weighted rows, as before
+    class_weight = torch.tensor([1.0, 2.0, 4.0])
+    weighted = _clf(max_epochs=1, criterion__weight=class_weight).fit(X, y)
+    expected = torch.nn.functional.cross_entropy(
+        logits, target, weight=class_weight, reduction="none").mean()
+    torch.testing.assert_close(weighted.get_loss(logits, target), expected)
+
+
+class _StopAfter(torch.nn.Module):
+    """A linear model that raises KeyboardInterrupt at its n-th training call."""
+
+    def __init__(self, n_calls=7):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+        self.n_calls, self.calls = n_calls, 0
+
+    def forward(self, X):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.n_calls:
+                raise KeyboardInterrupt
+        return self.linear(X)
+
+
+def test_keyboard_interrupt_within_an_epoch_keeps_the_batches_done(rng):
+    X = rng.normal(size=(128, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    clf = _clf(module=_StopAfter, max_epochs=3).fit(X, y)  # 4 batches an epoch
+    assert len(clf.history) == 2  # the 7th call is the 3rd batch of the 2nd epoch
+    # (as in skorch, the interrupted batch has its entry, without a loss)
+    assert [sorted(batch) for batch in clf.history[-1]["batches"]] == [
+        ["train_batch_size", "train_loss"]] * 2 + [[]]
+    assert clf.predict(X).shape == (128,)
+
+
 def test_early_stopping_holds_out_data_and_stops(rng):
     X = rng.normal(size=(300, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
