@@ -104,6 +104,7 @@ def arrays(X, y, device):
 
 def make_skmm(device):
     return NeuralClassifier(hidden_units=(HIDDEN,), lr=LR, max_epochs=EPOCHS, batch_size=BATCH,
+                            early_stopping=False,
                             random_state=0, device=device,
                             precision="auto" if amp_dtype(device) else "float32")
 

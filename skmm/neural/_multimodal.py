@@ -238,6 +238,8 @@ class _MultimodalNetMixin:
         seed = self._draw_seed(reset)
         self._split_seed = None if seed is None else seed % (2**31 - 1)
         self._fit_seed = seed
+        if reset or "early_stopping_" not in self.__dict__:
+            self._resolve_early_stopping(y_split)
         dataset = MultimodalDataset(
             self.named_modalities_, self._encode(X), len(X), y_internal, augment=True,
             random_state=seed, sample_weight=weights,
@@ -328,7 +330,7 @@ class _MultimodalNetMixin:
             if isinstance(valid, torch.utils.data.Subset) and valid.dataset is dataset:
                 valid = torch.utils.data.Subset(evaluation, valid.indices)
             return train, valid
-        if not self.early_stopping:
+        if not self._early_stopping_on():
             return dataset, None
         train, valid = self._holdout_indices(y)
         return (torch.utils.data.Subset(dataset, train),

@@ -403,6 +403,34 @@ def test_early_stopping_with_a_one_sample_class_fails_clearly(rng):
     assert _clf().fit(X, y).predict(X).shape == (40,)  # fine without early stopping
 
 
+def test_auto_early_stopping_stops_on_noisy_labels_where_enough_rows_allow_a_holdout(rng):
+    from skorch.dataset import ValidSplit
+
+    n = 1200
+    X = rng.normal(size=(n + 600, 30)).astype(np.float32)
+    y = (X[:, :3].sum(axis=1) > 0).astype(int)
+    noisy = np.where(rng.random(len(y)) < 0.3, 1 - y, y)  # 30% of the labels flipped
+    train, test = slice(0, n), slice(n, None)
+    auto = NeuralClassifier(random_state=0).fit(X[train], noisy[train])
+    assert auto.early_stopping_ and len(auto.history_) < auto.max_epochs
+    assert "valid_loss" in auto.history_[-1]
+    fixed = NeuralClassifier(early_stopping=False, random_state=0).fit(X[train], noisy[train])
+    assert not fixed.early_stopping_ and len(fixed.history_) == fixed.max_epochs
+    # the fixed epochs memorise the flipped labels; stopping early does not
+    assert auto.score(X[test], y[test]) > fixed.score(X[test], y[test]) + 0.03
+
+    # too few rows for a held-out set of 20, a class too rare to stratify, or
+    # a train_split of the user's: "auto" trains on every row, without a word
+    for X_small, y_small, params in (
+        (X[:150], y[:150], {}),
+        (X[:400], np.r_[y[:399], 2], {}),
+        (X[:400], y[:400], {"train_split": ValidSplit(4)}),
+    ):
+        clf = _clf(**params).fit(X_small, y_small)
+        assert not clf.early_stopping_
+    assert _clf().fit(X[:300], y[:300]).early_stopping_
+
+
 def test_partial_fit_warm_start_and_routing(rng):
     X = rng.normal(size=(120, 4))
     y = np.array(["x", "y", "z"])[np.argmax(X[:, :3], axis=1)]
