@@ -10,12 +10,20 @@ For each target, 5-fold stratified accuracy of:
 - early: ``MultimodalFuser`` of the three blocks + LogisticRegression;
 - stacked: ``StackingFusionClassifier`` of the three single-modality models;
 - auto: ``MultimodalClassifier()`` on the raw columns (photo path, title,
-  attributes), with its defaults and the same embedding cache.
+  attributes), with its defaults and the same embedding cache;
+- neural: ``NeuralClassifier()`` with its defaults on the early fusion's
+  features (the same fuser);
+- e2e: ``MultimodalNetClassifier(image=, text=, tabular=)`` with its defaults
+  on the raw columns (with ``--e2e``: it trains its towers, minutes per fold
+  on a CPU).
 
 Printed per target: each accuracy, the best single modality, ``fused - best``
-for both fusions, and the fit time per 1,000 rows of each fusion.
+for each fusion, ``neural - early`` (the network against LogisticRegression on
+the same features), and the fit time per 1,000 rows of each fusion. At the
+start: how long the photos take to embed, which every fold and model then
+reads from the cache (what the cache saves per extra fit of an image model).
 
-Run: python benchmarks/bench_fusion.py [--data bundled|full] [--targets a,b]
+Run: python benchmarks/bench_fusion.py [--data bundled|full] [--targets a,b] [--e2e]
 """
 
 import argparse
@@ -25,6 +33,7 @@ import time
 import warnings
 
 import pandas as pd
+from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_validate
@@ -36,6 +45,8 @@ from skmm import (
     ImageEmbedder,
     MultimodalClassifier,
     MultimodalFuser,
+    MultimodalNetClassifier,
+    NeuralClassifier,
     StackingFusionClassifier,
 )
 from skmm.datasets import load_fashion
@@ -63,7 +74,7 @@ def image_features(frame, cache):
     return pd.DataFrame(features, columns=[f"img{j}" for j in range(features.shape[1])])
 
 
-def models(image_columns, tabular, cache):
+def models(image_columns, tabular, cache, e2e=False):
     image = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     text = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
                          LogisticRegression(max_iter=2000))
@@ -74,6 +85,10 @@ def models(image_columns, tabular, cache):
         ("text", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), "title"),
         ("tabular", OneHotEncoder(handle_unknown="ignore"), tabular),
     ])
+    extra = {"neural": (make_pipeline(clone(fuser), NeuralClassifier()), None)}
+    if e2e:
+        extra["e2e"] = (MultimodalNetClassifier(image="image", text="title", tabular=tabular),
+                        ["image", "title", *tabular])
     return {
         "image": (image, image_columns),
         "text": (text, "title"),
@@ -83,10 +98,14 @@ def models(image_columns, tabular, cache):
             ("image", image, image_columns), ("text", text, "title"),
             ("tabular", onehot, tabular)], cv=3), None),
         "auto": (MultimodalClassifier(cache=cache), ["image", "title", *tabular]),
+        **extra,
     }
 
 
-def run(frame, features, target, folds, cache):
+FUSIONS = ("early", "stacked", "auto", "neural", "e2e")
+
+
+def run(frame, features, target, folds, cache, e2e):
     keep = frame[target].notna()
     counts = frame.loc[keep, target].value_counts()
     keep &= frame[target].map(counts).fillna(0).ge(folds).to_numpy()
@@ -96,18 +115,19 @@ def run(frame, features, target, folds, cache):
     tabular = [c for c in ATTRIBUTES if c != target]
     cv = StratifiedKFold(folds, shuffle=True, random_state=0)
     scores, per_1000 = {}, {}
-    for name, (model, columns) in models(list(features.columns), tabular, cache).items():
+    for name, (model, columns) in models(list(features.columns), tabular, cache, e2e).items():
         data = X if columns is None else X[columns]
         result = cross_validate(model, data, y, cv=cv)
         scores[name] = result["test_score"].mean()
         per_1000[name] = result["fit_time"].mean() / (len(y) * (folds - 1) / folds) * 1000
     best = max(("image", "text", "tabular"), key=scores.get)
+    fusions = [m for m in FUSIONS if m in scores]
     print(f"{target:<12} {len(y):>6} {len(counts):>4}  "
-          + "  ".join(f"{scores[m]:.3f}" for m in ("image", "text", "tabular", "early",
-                                                  "stacked", "auto"))
+          + "  ".join(f"{scores[m]:.3f}" for m in ("image", "text", "tabular", *fusions))
           + f"  {best:<8}"
-          + "".join(f" {scores[m] - scores[best]:+.3f}" for m in ("early", "stacked", "auto"))
-          + "".join(f" {per_1000[m]:6.2f}" for m in ("early", "stacked", "auto")))
+          + "".join(f" {scores[m] - scores[best]:+.3f}" for m in fusions)
+          + f" {scores['neural'] - scores['early']:+.3f}"
+          + "".join(f" {per_1000[m]:6.2f}" for m in fusions), flush=True)
 
 
 def main():
@@ -116,6 +136,8 @@ def main():
     parser.add_argument("--targets", default="subCategory,articleType,usage,season,"
                                              "baseColour,gender")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--e2e", action="store_true",
+                        help="also MultimodalNetClassifier with its defaults (slow on a CPU)")
     args = parser.parse_args()
     # rare classes in the inner folds of the stacking: scikit-learn's own notice
     warnings.filterwarnings("ignore", message="The least populated class in y")
@@ -125,10 +147,13 @@ def main():
         features = image_features(frame, cache)
         print(f"{args.folds}-fold accuracy on the {args.data} data ({len(frame)} products); "
               "fused - best single modality; fit seconds per 1,000 rows")
-        print(f"{'target':<12} {'rows':>6} {'cls':>4}  image   text    tab     early   stacked"
-              "  auto   best     early  stack   auto   fit:early stack auto")
+        fusions = [m for m in FUSIONS if m != "e2e" or args.e2e]
+        print(f"{'target':<12} {'rows':>6} {'cls':>4}  image  text   tab    "
+              + " ".join(f"{m:<6}" for m in fusions) + " best    "
+              + " ".join(f"{m[:5]}-b" for m in fusions) + " nn-early  fit s/1k: "
+              + " ".join(fusions))
         for target in args.targets.split(","):
-            run(frame, features, target, args.folds, cache)
+            run(frame, features, target, args.folds, cache, args.e2e)
 
 
 if __name__ == "__main__":

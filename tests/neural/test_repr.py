@@ -33,12 +33,6 @@ needs_param_table = pytest.mark.skipif(
     reason="scikit-learn < 1.7 has no table of parameters in its HTML repr",
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 ESTIMATORS = [
