@@ -171,7 +171,7 @@ def _split(estimator):
             f"the fuser's fusion={fuser.fusion!r} (projections summed in a common space) "
             "is not exported; use fusion='concat'"
         )
-    middle = [s for s in steps[1:-1]]
+    middle = steps[1:-1]
     if middle and fuser.output == "dict":
         raise ExportError(
             "steps between a MultimodalFuser(output='dict') and the final estimator are "
@@ -188,7 +188,7 @@ def _split(estimator):
 def _modality_columns(fuser, name):
     """``(columns, single)``: the input columns of a modality, and whether its
     transformer gets one column as a Series (the columns given as one name)."""
-    given = dict((n, c) for n, _, c in fuser.transformers)[name]
+    given = fuser._modality_columns()[name]
     indices = fuser.column_transformer_._transformer_to_input_indices[name]
     columns = [str(fuser.feature_names_in_[i]) for i in indices]
     single = isinstance(given, (str, numbers.Integral))
@@ -472,17 +472,19 @@ def _head(fuser, middle, final, modalities):
                 steps, [("fused", "float", features[0][1])], "features",
                 f"the steps {[n for n, _ in middle]} after the fuser",
             )])
-            features = [("features", _output_width(stages[-1][0]))]
+            width = _output_width(stages[-1][0])
+            if width is None:
+                raise ExportError("the steps after the fuser give an output of unknown width")
+            features = [("features", width)]
     final_model, task = _final(final, features)
     stages.append([final_model])
     return compose(stages), task
 
 
 def _output_width(model):
+    """The width of a graph's (n, width) output, or None when unknown."""
     dims = model.graph.output[0].type.tensor_type.shape.dim
-    if len(dims) != 2 or not dims[1].dim_value:
-        raise ExportError("the steps after the fuser give an output of unknown width")
-    return int(dims[1].dim_value)
+    return int(dims[1].dim_value) if len(dims) == 2 and dims[1].dim_value else None
 
 
 def _final(final, features):
@@ -509,7 +511,7 @@ def _final(final, features):
 
         model = convert_sklearn_part(final, [(n, "float", w) for n, w in features], output,
                                      what, classifier=classifier)
-        ravel = not classifier and _output_dims(model) == 1
+        ravel = not classifier and _output_width(model) in (1, None)
         renormalize = False
     task = {"task": "classifier" if classifier else "regressor", "output": output}
     if classifier:
@@ -520,11 +522,6 @@ def _final(final, features):
     else:
         task["ravel"] = bool(ravel)
     return model, task
-
-
-def _output_dims(model):
-    dims = model.graph.output[0].type.tensor_type.shape.dim
-    return int(dims[1].dim_value) if len(dims) == 2 and dims[1].dim_value else 1
 
 
 def _neural_final(net, features, output, what):

@@ -11,6 +11,8 @@ import copy
 
 import numpy as np
 
+from .._utils.validation import is_missing
+
 OPSET = 18  # torch.onnx's own opset (torchlib); skl2onnx targets the same one
 
 
@@ -23,24 +25,20 @@ class ExportError(ValueError):
 MISSING = "\x00missing"
 
 
-def _is_nan(value):
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
 def with_string_marker(estimator):
     """A copy of a fitted estimator (or pipeline) whose NaN/None missing-value
     markers and categories are :data:`MISSING`, for string inputs."""
     estimator = copy.deepcopy(estimator)
     steps = [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]
     for step in steps:
-        if hasattr(step, "missing_values") and _is_nan(step.missing_values):
+        if hasattr(step, "missing_values") and is_missing(step.missing_values):
             statistics = getattr(step, "statistics_", None)
             if statistics is not None and statistics.dtype == object:
                 step.missing_values = MISSING
         categories = getattr(step, "categories_", None)
         if categories is not None:
             step.categories_ = [
-                np.asarray([MISSING if _is_nan(c) else c for c in cats], dtype=object)
+                np.asarray([MISSING if is_missing(c) else c for c in cats], dtype=object)
                 if cats.dtype == object else cats
                 for cats in categories
             ]

@@ -283,7 +283,7 @@ class OnnxPipeline:
         """Write the graphs, tokenizers and settings to the directory ``path``.
 
         ``path/skmm_onnx.json`` holds the settings; each graph is an ``.onnx``
-        file (``head.onnx``, ``modality0.onnx``, ...) and each tokenizer a
+        file (``head.onnx``, ``modality1.onnx``, ...) and each tokenizer a
         folder, written by its ``save_pretrained``.
 
         Parameters
