@@ -140,9 +140,9 @@ def main():
 
     def cell(name, what):
         if what == "rows/s":
-            return f"{np.median(throughput[name]):.1f}"
+            return float(np.median(throughput[name]))
         q = 50 if what == "p50" else 99
-        return f"{np.percentile(results[name]['latency'], q) * 1e3:.1f}"
+        return float(np.percentile(results[name]["latency"], q) * 1e3)
 
     lines = [
         ("one row, p50 (ms)", "p50", "lower"),
@@ -153,7 +153,7 @@ def main():
     print(header)
     print("-" * len(header))
     for label, what, better in lines:
-        a, b = float(cell("skmm", what)), float(cell("onnxruntime", what))
+        a, b = cell("skmm", what), cell("onnxruntime", what)
         ratio = b / a if a else float("nan")
         print(f"{label:<22}{a:>12.1f}{b:>14.1f}{ratio:>13.2f}x  ({better} is better)")
     print("\nthroughput of each repeat (rows/s): "

@@ -260,7 +260,7 @@ def test_importing_skmm_export_loads_neither_torch_nor_onnx():
 
 
 @pytest.mark.slow
-def test_quickstart_pipeline_matches_predict_proba_and_round_trips(fashion, tmp_path):
+def test_quickstart_pipeline_matches_predict_proba_and_round_trips(tmp_path):
     X, y = load_fashion(target="subCategory", return_X_y=True)
     model = Pipeline([
         ("fuser", MultimodalFuser([

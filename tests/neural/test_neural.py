@@ -260,7 +260,7 @@ class _BatchWatcher(Callback):
     """Acts on every training batch: the net takes skorch's per-batch path."""
 
     def initialize(self):
-        self.losses, self.gradients = [], 0
+        self.losses = []
         return self
 
     def on_batch_end(self, net, training=False, **kwargs):

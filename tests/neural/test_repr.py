@@ -101,7 +101,8 @@ def test_html_repr_inside_meta_estimators():
     for outer in (make_pipeline(StandardScaler(), NeuralClassifier(max_epochs=3)),
                   GridSearchCV(NeuralClassifier(max_epochs=3), {"lr": [0.1, 0.01]})):
         html = outer._repr_html_()
-        assert "max_epochs" in html and "callbacks__" not in html
+        assert "callbacks__" not in html
+        assert _table_rows(html)["max_epochs"] == "user-set"  # the inner net's table
 
 
 def test_callback_and_module_parameters_stay_reachable():
