@@ -581,13 +581,12 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         model = state.get("model_")
         if model is None:
             return state
-        from ._backbones import parse_backbone
-
-        if parse_backbone(self.backbone)[0] != "module":
+        if self._rebuildable():
             del state["model_"]
-            state["_model_digest"] = _weights_digest(model)
             if self.keep_weights_in_pickle:
                 state["_model_weights"] = _state_dict_bytes(model)
+            else:
+                state["_model_digest"] = _weights_digest(model)
         elif self.device_.type != "cpu":
             import copy
 
@@ -598,7 +597,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         weights = state.pop("_model_weights", None)
         digest = state.pop("_model_digest", None)
         super().__setstate__(state)
-        if digest is None and "model_" not in state:  # not fitted
+        if weights is None and digest is None and "model_" not in state:  # not fitted
             return
         if self.device_.type != "cpu" and not _device_available(self.device_):
             warn(
@@ -607,9 +606,20 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 UserWarning,
             )
             self.device_ = _torch_device("cpu")
-        if digest is not None:
+        if "model_" not in state:
             self.model_ = self._rebuilt_network(weights, digest)
         self.model_ = self._place(self.model_)
+
+    def _rebuildable(self):
+        """Whether the network is built again on load from its name: timm's and
+        simple_cnn (whose architecture does not depend on the weights), or
+        any named one with random weights. A torchvision model with
+        pretrained weights is pickled whole: those weights change how it is
+        built (inception's auxiliary heads, a ViT's image size)."""
+        if not isinstance(self.backbone, str):
+            return False
+        return (self.weights is None or self.backbone.startswith("timm/")
+                or self.backbone == "simple_cnn")
 
     def _rebuilt_network(self, weights, digest):
         """The fitted network again: its architecture built from ``backbone``

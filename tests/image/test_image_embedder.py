@@ -725,6 +725,11 @@ def test_pickle_keeps_weights_as_tensors_or_builds_the_network_again(pattern_png
     with pytest.warns(UserWarning, match="other weights than the one fitted.*"
                                          "keep_weights_in_pickle=True"):
         pickle.loads(pickle.dumps(unseeded))
+    # torchvision's pretrained weights change how the network is built
+    # (inception's auxiliary heads): such a network is pickled whole
+    assert not ImageEmbedder("inception_v3", weights="imagenet")._rebuildable()
+    assert ImageEmbedder("inception_v3", weights=None)._rebuildable()
+    assert ImageEmbedder()._rebuildable()  # timm's EfficientNet-Lite0
 
 
 def test_pickle_from_a_gpu_opens_on_a_cpu_only_machine(pattern):
