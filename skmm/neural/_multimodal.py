@@ -238,8 +238,7 @@ class _MultimodalNetMixin:
         seed = self._draw_seed(reset)
         self._split_seed = None if seed is None else seed % (2**31 - 1)
         self._fit_seed = seed
-        if reset or "early_stopping_" not in self.__dict__:
-            self._resolve_early_stopping(y_split)
+        self._settle_early_stopping(y_split, reset)
         dataset = MultimodalDataset(
             self.named_modalities_, self._encode(X), len(X), y_internal, augment=True,
             random_state=seed, sample_weight=weights,
