@@ -863,6 +863,14 @@ def user_cache_path(name):
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skmm" / name
 
 
+def resolve_auto_cache(cache):
+    """A ``cache="auto"`` parameter as the user's embedding cache folder
+    (:func:`user_cache_path`); any other value as it is."""
+    if isinstance(cache, str) and cache == "auto":
+        return user_cache_path("embeddings")
+    return cache
+
+
 def check_cache(cache):
     """Turn a ``cache=`` parameter into an :class:`EmbeddingCache` (or None).
 

@@ -147,7 +147,8 @@ def test_modalities_of_an_end_to_end_net_are_found():
     y = rng.integers(0, 2, 120)
     X = pd.DataFrame({"title": np.array(["plain shirt", "red shirt"])[y],
                       "noise": rng.normal(size=120)})
-    net = MultimodalNetClassifier(text="title", tabular=["noise"], max_epochs=15, lr=0.02,
+    net = MultimodalNetClassifier(text="title", tabular=["noise"], text_tower="bag",
+                                  max_epochs=15, lr=0.02,
                                   random_state=0).fit(X, y)
     result = modality_importance(net, X, y, n_repeats=2, random_state=0)
     assert result.modalities.tolist() == ["text", "tabular"]

@@ -88,7 +88,7 @@ def test_stacking_one_liner_and_typing_take_polars(frames):
 
 def test_end_to_end_net_and_cross_modal_take_polars(frames):
     X, y, P, yp = frames
-    net = MultimodalNetClassifier(text="title", tabular=["gender"], max_epochs=2,
+    net = MultimodalNetClassifier(text="title", tabular=["gender"], text_tower="bag", max_epochs=2,
                                   random_state=0)
     expected = net.fit(X, y).predict_proba(X)
     np.testing.assert_allclose(net.fit(P, yp).predict_proba(P), expected, atol=1e-5)

@@ -180,11 +180,9 @@ class _MultimodalAuto(BaseEstimator):
         return self
 
     def _cache(self):
-        if not (isinstance(self.cache, str) and self.cache == "auto"):
-            return self.cache
-        from ..cache import user_cache_path
+        from ..cache import resolve_auto_cache
 
-        return user_cache_path("embeddings")
+        return resolve_auto_cache(self.cache)
 
     def _modalities(self, kinds):
         """One ``(name, model, columns)`` per modality, and a joint model on all

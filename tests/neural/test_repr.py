@@ -39,7 +39,7 @@ ESTIMATORS = [
     NeuralClassifier(max_epochs=3),
     NeuralRegressor(max_epochs=3),
     MultimodalNetClassifier(tabular=["a", "b"], max_epochs=3),
-    MultimodalNetRegressor(modalities=[("title", TextModality(), "title")], max_epochs=3),
+    MultimodalNetRegressor(modalities=[("title", TextModality("bag"), "title")], max_epochs=3),
 ]
 
 
