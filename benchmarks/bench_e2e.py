@@ -73,7 +73,7 @@ def main():
     def net(epochs):
         return MultimodalNetClassifier(
             image="image", text="title", tabular=ATTRIBUTES, image_backbone="simple_cnn",
-            image_weights=None, image_size=SIZE, text_tower="bag", early_stopping=False,
+            image_size=SIZE, text_tower="bag", early_stopping=False,
             modality_dropout=0.1, max_epochs=epochs, lr=3e-3, batch_size=64,
             random_state=0, callbacks=[("timer", DataComputeTimer())],
         )

@@ -59,7 +59,7 @@ def bench_text_encoding(X):
 
 def image_dataset(X, y=None):
     """A fresh image modality (an empty cache) and its dataset, augmenting."""
-    image = ImageModality(image_size=64).fit(X, "image", name="image")
+    image = ImageModality("simple_cnn", image_size=64).fit(X, "image", name="image")
     return MultimodalDataset({"image": image}, {"image": image.encode(X)}, len(X), y,
                              augment=True, random_state=0), image.loader_
 

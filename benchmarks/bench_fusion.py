@@ -26,7 +26,8 @@ which every fold and model then reads from the cache (what the cache saves
 per extra fit of an image model).
 
 Run: python benchmarks/bench_fusion.py [--data bundled|full] [--targets a,b] [--e2e]
-[--cache DIR] (an embedding cache kept between runs; by default a temporary one)
+[--models early,neural,e2e] [--cache DIR] (an embedding cache kept between runs;
+by default a temporary one)
 """
 
 import argparse
@@ -109,7 +110,7 @@ def models(image_columns, tabular, cache, e2e=False):
 FUSIONS = ("early", "stacked", "auto", "neural", "e2e")
 
 
-def run(frame, features, target, folds, cache, e2e):
+def run(frame, features, target, folds, cache, e2e, only=None):
     keep = frame[target].notna()
     counts = frame.loc[keep, target].value_counts()
     keep &= frame[target].map(counts).fillna(0).ge(folds).to_numpy()
@@ -120,18 +121,20 @@ def run(frame, features, target, folds, cache, e2e):
     cv = StratifiedKFold(folds, shuffle=True, random_state=0)
     scores, per_1000 = {}, {}
     for name, (model, columns) in models(list(features.columns), tabular, cache, e2e).items():
+        if only is not None and name not in only:
+            continue
         data = X if columns is None else X[columns]
         result = cross_validate(model, data, y, cv=cv)
         scores[name] = result["test_score"].mean()
         per_1000[name] = result["fit_time"].mean() / (len(y) * (folds - 1) / folds) * 1000
     best = max(("image", "text", "tabular"), key=scores.get)
     fusions = [m for m in FUSIONS if m in scores]
+    early = scores.get("early", float("nan"))
     print(f"{target:<12} {len(y):>6} {len(counts):>4}  "
           + "  ".join(f"{scores[m]:.3f}" for m in ("image", "text", "tabular", *fusions))
           + f"  {best:<8}"
           + "".join(f" {scores[m] - scores[best]:+.3f}" for m in fusions)
-          + f" {scores['neural'] - scores['early']:+.3f}"
-          + (f" {scores['e2e'] - scores['early']:+.3f}" if "e2e" in scores else "")
+          + "".join(f" {scores[m] - early:+.3f}" for m in ("neural", "e2e") if m in scores)
           + "".join(f" {per_1000[m]:6.2f}" for m in fusions), flush=True)
 
 
@@ -143,6 +146,9 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--e2e", action="store_true",
                         help="also MultimodalNetClassifier with its defaults")
+    parser.add_argument("--models", default=None,
+                        help="only these fusions, comma-separated (the three single "
+                             "modalities always run), e.g. early,neural,e2e")
     parser.add_argument("--cache", default=None,
                         help="embedding cache folder kept between runs (default: temporary)")
     args = parser.parse_args()
@@ -155,13 +161,18 @@ def main():
         print(f"{args.folds}-fold accuracy on the {args.data} data ({len(frame)} products); "
               "fused - best single modality; fit seconds per 1,000 rows")
         fusions = [m for m in FUSIONS if m != "e2e" or args.e2e]
+        only = None
+        if args.models:
+            fusions = [m for m in fusions if m in args.models.split(",")]
+            only = {"image", "text", "tabular", *fusions}
         print(f"{'target':<12} {'rows':>6} {'cls':>4}  image  text   tab    "
               + " ".join(f"{m:<6}" for m in fusions) + " best    "
-              + " ".join(f"{m[:5]}-b" for m in fusions) + " nn-early"
-              + (" e2e-early" if args.e2e else "") + "  fit s/1k: "
+              + " ".join(f"{m[:5]}-b" for m in fusions)
+              + "".join(f" {m[:3]}-early" for m in ("neural", "e2e") if m in fusions)
+              + "  fit s/1k: "
               + " ".join(fusions))
         for target in args.targets.split(","):
-            run(frame, features, target, args.folds, cache, args.e2e)
+            run(frame, features, target, args.folds, cache, args.e2e, only)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ pretrained_towers = MultimodalNetClassifier(
 )
 from_scratch = MultimodalNetClassifier(
     image="image", text="title", tabular=attributes, image_backbone="simple_cnn",
-    image_weights=None, image_size=32, text_tower="bag", modality_dropout=0.1,
+    image_size=32, text_tower="bag", modality_dropout=0.1,
     max_epochs=4, lr=3e-3, batch_size=64, random_state=0,
 )
 

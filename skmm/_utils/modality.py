@@ -46,7 +46,7 @@ class Modality(BaseEstimator):
 
     def _check_columns(self, X, columns, name):
         """The modality's columns as a list, checked against the DataFrame ``X``."""
-        kind = type(self).__name__
+        kind = type(getattr(self, "source", self)).__name__  # the user's modality
         if isinstance(columns, str):
             columns = [columns]
         elif isinstance(columns, (list, tuple)) and columns and all(
@@ -83,10 +83,11 @@ class Modality(BaseEstimator):
         freezes those)."""
         return False
 
-    def frozen_embedder(self, cache=None):
-        """The unfitted transformer (with ``missing_indicator=True`` and the
-        embedding ``cache``) whose output is what this modality's frozen tower
-        gives, or None when there is none; its input is :meth:`embedder_input`."""
+    def frozen_embedder(self, cache=None, **settings):
+        """The unfitted transformer (with ``missing_indicator=True``, the
+        embedding ``cache`` and the ``settings`` ``device`` and ``precision``)
+        whose output is what this modality's frozen tower gives, or None when
+        there is none; its input is :meth:`embedder_input`."""
         return None
 
     def embedder_input(self, X):

@@ -273,14 +273,15 @@ class ImageModality(Modality):
         The image tower, named as ``ImageEmbedder``'s ``backbone`` (a
         torchvision model, ``"timm/<name>"``, ``"simple_cnn"``, a small CNN
         quick to train from scratch) or a module.
-    weights : None, "imagenet", a library weight name or path, default="imagenet"
+    weights : "auto", None, "imagenet", a library weight name or path, default="auto"
         Its weights, as ``ImageEmbedder``'s (None: random initialisation,
-        seeded by the estimator's ``random_state``). Images are normalised
-        with the statistics these weights expect. A named backbone with
-        weights is pretrained: the networks' ``freeze="auto"`` freezes it,
-        and a frozen pretrained tower is run once per row, as
-        ``ImageEmbedder`` runs it (at the weights' own resolution, through
-        the embedding cache), not every epoch.
+        seeded by the estimator's ``random_state``); "auto" is "imagenet" for
+        a torchvision or timm network and None for ``"simple_cnn"`` and a
+        module. Images are normalised with the statistics these weights
+        expect. A named backbone with weights is pretrained: the networks'
+        ``freeze="auto"`` freezes it, and a frozen pretrained tower is run
+        once per row, as ``ImageEmbedder`` runs it (at the weights' own
+        resolution, through the embedding cache), not every epoch.
     image_size : int or "auto", default="auto"
         Side of the square images are resized to for a tower that is
         trained: "auto" is the pretrained weights' resolution (224 for
@@ -311,7 +312,7 @@ class ImageModality(Modality):
         "cache_bytes": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, backbone="timm/tf_efficientnet_lite0", *, weights="imagenet",
+    def __init__(self, backbone="timm/tf_efficientnet_lite0", *, weights="auto",
                  image_size="auto", augment=True, on_error="raise", cache_bytes=512 * 2**20):
         self.backbone = backbone
         self.weights = weights
@@ -327,31 +328,38 @@ class ImageModality(Modality):
             raise self._param_error(name, f"backbone: {exc}") from None
         super()._check_params(name)
 
+    def _weights(self):
+        """``weights``, with "auto" resolved for the backbone."""
+        if not (isinstance(self.weights, str) and self.weights == "auto"):
+            return self.weights
+        library, _ = parse_backbone(self.backbone)
+        return "imagenet" if library in ("torchvision", "timm") else None
+
     def is_pretrained(self):
         """A named backbone with weights (a module keeps whatever weights it has,
         and is trained unless frozen)."""
-        return isinstance(self.backbone, str) and self.weights is not None
+        return isinstance(self.backbone, str) and self._weights() is not None
 
     def _size(self):
         if self.image_size != "auto":
             return int(self.image_size)
         if self.is_pretrained():
-            return int(preprocessing(self.backbone, self.weights).size[0])
+            return int(preprocessing(self.backbone, self._weights()).size[0])
         return 64
 
-    def frozen_embedder(self, cache=None):
+    def frozen_embedder(self, cache=None, **settings):
         """An ``ImageEmbedder`` of the pretrained backbone (None for random
         weights or a module)."""
         if not self.is_pretrained():
             return None
         from ._embedder import ImageEmbedder
 
-        return ImageEmbedder(self.backbone, weights=self.weights, on_error=self.on_error,
-                             missing_indicator=True, cache=cache)
+        return ImageEmbedder(self.backbone, weights=self._weights(), on_error=self.on_error,
+                             missing_indicator=True, cache=cache, **settings)
 
     def _fit(self, X):
         column = self.columns_[0]
-        prep = preprocessing(self.backbone, self.weights)
+        prep = preprocessing(self.backbone, self._weights())
         self.loader_ = ImageLoader(
             size=self._size(), on_error=self.on_error, cache_bytes=self.cache_bytes,
             column=column, mean=prep.mean, std=prep.std,
@@ -385,7 +393,7 @@ class ImageModality(Modality):
         backbone = self.backbone
         if isinstance(backbone, torch.nn.Module):
             backbone = copy.deepcopy(backbone)
-        module, dim = build_image_encoder(backbone, weights=self.weights,
+        module, dim = build_image_encoder(backbone, weights=self._weights(),
                                           random_state=random_state,
                                           image_size=self._size())
         return WithMissingEmbedding(module.train(), dim), dim

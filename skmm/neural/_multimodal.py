@@ -187,7 +187,8 @@ class _MultimodalNetMixin:
                     )
                 if not isinstance(value, (bool, np.bool_)):
                     raise ValueError(f"freeze[{key!r}] must be True or False, got {value!r}")
-            return [name for name in by_name if freeze.get(name, False)]
+            return [name for name, modality in by_name.items()
+                    if freeze.get(name, modality.is_pretrained())]
         raise ValueError(
             "freeze must be 'auto', True, False or a dict {modality: bool} such as "
             f"{{'image': True}}, got {freeze!r}"
@@ -231,8 +232,9 @@ class _MultimodalNetMixin:
 
             cache = resolve_auto_cache(self.cache)
             for modality_name, modality, columns in specs:
-                embedder = (modality.frozen_embedder(cache) if modality_name in frozen
-                            else None)
+                embedder = (modality.frozen_embedder(cache, device=self.device_,
+                                                     precision=self.precision)
+                            if modality_name in frozen else None)
                 # a frozen pretrained tower runs once per row, not every batch
                 modality = (clone(modality) if embedder is None
                             else FrozenEmbeddings(modality, embedder))
@@ -415,11 +417,11 @@ _PARAMS_DOC = """
         ``modalities__<name>__<param>`` (e.g. in GridSearchCV).
     image_backbone, image_weights, image_size, augment, on_error, cache_bytes
         The shorthand image modality's ``backbone`` (default
-        "timm/tf_efficientnet_lite0"), ``weights`` ("imagenet"),
+        "timm/tf_efficientnet_lite0"), ``weights`` ("auto": ImageNet weights
+        for a torchvision or timm network, random for "simple_cnn"),
         ``image_size`` ("auto"), ``augment`` (True), ``on_error`` ("raise")
         and ``cache_bytes`` (512 MiB): see :class:`~skmm.image.ImageModality`.
-        ``image_backbone="simple_cnn", image_weights=None`` is a small CNN
-        trained from scratch.
+        ``image_backbone="simple_cnn"`` is a small CNN trained from scratch.
     text_tower, text_max_length
         The shorthand text modality's ``tower`` (default "all-MiniLM-L6-v2",
         a sentence-transformers model; or "bag", "lstm", "gru", "cnn",
@@ -433,12 +435,13 @@ _PARAMS_DOC = """
         and trains the others (tabular, and towers trained from scratch);
         True freezes every tower, a dict such as ``{"image": False}`` chooses
         by modality name (False fine-tunes a pretrained tower end to end,
-        with augmented images). A frozen pretrained tower is not run every
-        batch: its output for each row is computed once per ``fit`` or
-        ``predict`` call by ``ImageEmbedder``/``TextEmbedder``, through the
-        embedding ``cache``, then standardised with the training rows' mean
-        and deviation; what is trained is everything after it. Searchable
-        with GridSearchCV.
+        with augmented images; a modality the dict does not name follows
+        "auto"). A frozen pretrained tower is not run every batch: its output
+        for each row is computed once per ``fit`` or ``predict`` call by
+        ``ImageEmbedder``/``TextEmbedder``, on the net's ``device`` and
+        ``precision`` and through the embedding ``cache``, then standardised
+        with the training rows' mean and deviation; what is trained is
+        everything after it. Searchable with GridSearchCV.
     cache : "auto", EmbeddingCache, str, path or None, default="auto"
         The embedding cache of the frozen pretrained towers: "auto" is skmm's
         folder in the user's cache folder (``$XDG_CACHE_HOME`` or
@@ -535,7 +538,9 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
         The trained network (``module_.towers``, ``module_.fusion``, ``module_.head``).
     named_modalities_ : dict of str to modality
         The fitted modalities by name (text vocabulary, tabular scalers and
-        categories, image statistics: learned from the training rows).
+        categories, image statistics: learned from the training rows). A
+        frozen pretrained tower's is a ``FrozenEmbeddings``: its fitted
+        ``embedder_`` and the training rows' ``mean_`` and ``scale_``.
     modalities_ : list of str
         The modality names, in the order of the towers.
     n_features_in_ : int
@@ -574,7 +579,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
         *,
         modalities=None,
         image_backbone="timm/tf_efficientnet_lite0",
-        image_weights="imagenet",
+        image_weights="auto",
         image_size="auto",
         augment=True,
         on_error="raise",
@@ -742,7 +747,7 @@ class MultimodalNetRegressor(_MultimodalNetMixin, _RegressorMixin, _NeuralMixin,
         *,
         modalities=None,
         image_backbone="timm/tf_efficientnet_lite0",
-        image_weights="imagenet",
+        image_weights="auto",
         image_size="auto",
         augment=True,
         on_error="raise",

@@ -82,7 +82,7 @@ class TextModality(Modality):
     def is_pretrained(self):
         return is_pretrained_text_tower(self.tower)
 
-    def frozen_embedder(self, cache=None):
+    def frozen_embedder(self, cache=None, **settings):
         """A ``TextEmbedder`` of the pretrained model (None for the towers
         trained from scratch)."""
         if not self.is_pretrained():
@@ -90,7 +90,7 @@ class TextModality(Modality):
         from ._embedder import TextEmbedder
 
         return TextEmbedder(self.tower, max_length=self.max_length, missing_indicator=True,
-                            cache=cache)
+                            cache=cache, **settings)
 
     def embedder_input(self, X):
         """The rows' texts (:meth:`texts`), as one column."""

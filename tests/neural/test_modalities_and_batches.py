@@ -11,6 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
 from skmm._utils.lru import LRUCache, one
+from skmm._utils.modality import FrozenEmbeddings
 from skmm.cache import content_key
 from skmm.datasets import load_fashion
 from skmm.image._modality import ImageLoader, ImageModality, WithMissingEmbedding, default_augment
@@ -155,6 +156,9 @@ def test_modality_errors_name_the_modality_and_column():
         TextModality("bag").fit(["a"], "title", name="text")
     with pytest.raises(ValueError, match="modality 'front': ImageModality reads one column"):
         ImageModality("simple_cnn", weights=None).fit(X, ["title", "price"], name="front")
+    with pytest.raises(ValueError, match="modality 'front': ImageModality reads one column"):
+        # a frozen pretrained tower speaks of the user's modality, not of its stand-in
+        FrozenEmbeddings(ImageModality(), None).fit_encode(X, ["title", "price"], name="front")
     with pytest.raises(ValueError, match="modality 'text': columns must be"):
         TextModality("bag").fit(X, [], name="text")
     with pytest.raises(ValueError, match="modality 'text': tower='lsmt'.*Did you mean 'lstm'"):
@@ -446,3 +450,14 @@ def test_augmentation_and_dropout_on_cuda(frame):
     assert normalised.device == images.device
     dropped = drop_modalities(X, 0.5, modalities, generator=generator)
     assert all(v.is_cuda for part in dropped.values() for v in part.values())
+
+
+def test_pretrained_is_what_the_weights_say():
+    assert ImageModality().is_pretrained()  # EfficientNet-Lite0 with ImageNet weights
+    assert not ImageModality("simple_cnn").is_pretrained()  # "auto": random for simple_cnn
+    assert not ImageModality("resnet18", weights=None).is_pretrained()
+    assert not ImageModality(torch.nn.Conv2d(3, 4, 3)).is_pretrained()
+    assert ImageModality("simple_cnn").frozen_embedder() is None
+    assert TextModality().is_pretrained() and not TextModality("gru").is_pretrained()
+    assert TextModality("bag").frozen_embedder() is None
+    assert not TabularModality().is_pretrained()

@@ -476,9 +476,10 @@ def test_a_frozen_pretrained_text_tower_runs_once_per_text_through_the_cache(
     X, labels = data
     X, y = X[:96], labels["text"][:96]
     calls = _count_embedded(monkeypatch, TextEmbedder, "_embed_distinct")
-    clf = _text_clf(tiny_sentence_model, freeze="auto", cache=tmp_path / "cache",
-                    max_epochs=4).fit(X, y)
-    assert clf.frozen_ == ["text"]
+    clf = _text_clf(tiny_sentence_model, tabular=["x"], cache=tmp_path / "cache",
+                    max_epochs=4, freeze={"tabular": True}).fit(X, y)
+    # a modality the freeze dict does not name follows "auto": pretrained, frozen
+    assert clf.frozen_ == ["text", "tabular"]
     assert isinstance(clf.named_modalities_["text"], FrozenEmbeddings)
     # each distinct title embedded once in the whole fit, not once per epoch
     assert sum(calls) == X["title"].nunique()
@@ -494,7 +495,7 @@ def test_a_frozen_pretrained_text_tower_runs_once_per_text_through_the_cache(
     again = clone(clf).fit(X, y)  # another fold, search or process: all in the cache
     np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-6)
     assert calls == []
-    proba = clf.predict_proba(pd.DataFrame({"title": [None, "", "alpha"]}))
+    proba = clf.predict_proba(pd.DataFrame({"title": [None, "", "alpha"], "x": 1.0}))
     np.testing.assert_allclose(proba[0], proba[1])  # both read as the missing vector
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_allclose(restored.predict_proba(X[:8]), clf.predict_proba(X[:8]))
