@@ -242,16 +242,26 @@ class _MultimodalAuto(BaseEstimator):
 
     @property
     def summary_(self):
-        """What fit decided: each column's kind, the modality it feeds, and the
-        share of training rows that have that modality."""
+        """What fit decided: each column's kind, the modality it feeds, the
+        share of training rows that have that modality, how well that
+        modality's model predicts alone (out-of-fold accuracy or R², on the
+        rows that have it) and, for a classifier, its weight in the final
+        combination (0: ignored)."""
         check_is_fitted(self)
         rows = []
         modality_of = {c: name for name, columns in self._modality_columns().items()
                        for c in column_list(columns)}
+        weights = getattr(self.stack_.final_estimator_, "weights_", None)
+        weights = {} if weights is None else dict(zip(self.stack_.estimators_, weights,
+                                                      strict=True))
         for column, kind in self.column_kinds_.items():
             modality = modality_of.get(column)
-            rows.append({"column": column, "kind": kind, "modality": modality,
-                         "present": self.stack_.present_share_.get(modality, np.nan)})
+            row = {"column": column, "kind": kind, "modality": modality,
+                   "present": self.stack_.present_share_.get(modality, np.nan),
+                   "alone": self.stack_.oof_scores_.get(modality, np.nan)}
+            if weights:
+                row["weight"] = float(weights.get(modality, np.nan))
+            rows.append(row)
         return pd.DataFrame(rows)
 
     def _modality_columns(self):
@@ -318,7 +328,8 @@ class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):
     n_jobs : int, default=None
         Folds fit in parallel.
     verbose : int, default=0
-        Print the modalities chosen and the progress of the stacking.
+        Print the modalities chosen and, for each, the seconds its
+        out-of-fold predictions took and how well it predicts alone.
 
     Attributes
     ----------
@@ -328,7 +339,10 @@ class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):
         The fitted stacking of the modalities.
     classes_ : ndarray of shape (n_classes,)
     summary_ : DataFrame
-        Each column's kind, its modality and the share of rows that have it.
+        Each column's kind, its modality, the share of rows that have it,
+        how well that modality predicts alone (``alone``: out-of-fold
+        accuracy or R²) and, for a classifier, its ``weight`` in the final
+        combination.
     joint_model_ : str or None
         The name of the joint model in ``stack_`` (None with one modality).
     n_features_in_ : int

@@ -3,10 +3,12 @@ trained on their out-of-fold predictions."""
 
 import numbers
 import os
+import time
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import check_cv, cross_val_predict
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import _BaseComposition
@@ -94,7 +96,7 @@ class _StackingFusion(_BaseComposition):
         cv = check_cv(self.cv, y, classifier=is_classifier(self))
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.estimators_, self.present_share_ = {}, {}
+        self.estimators_, self.present_share_, self.oof_scores_ = {}, {}, {}
         self.modality_columns_ = {name: columns for name, _, columns in specs}
         blocks, self._score_columns, width = [], [], 0
         for name, estimator, columns in specs:
@@ -107,12 +109,15 @@ class _StackingFusion(_BaseComposition):
                     )
                 rows, labels = X.loc[present, columns], y[present]
                 self.present_share_[name] = float(present.mean())
-                if self.verbose:
-                    print(f"[{type(self).__name__}] {name}: out-of-fold predictions of "
-                          f"{int(present.sum())} rows")
                 method = self._stack_method(estimator)
+                start = time.perf_counter()
                 scores = cross_val_predict(with_cache(estimator, self.cache), rows, labels, cv=cv,
                                            method=method, n_jobs=self.n_jobs)
+                self.oof_scores_[name] = float(self._oof_score(labels, scores))
+                if self.verbose:
+                    print(f"[{type(self).__name__}] {name}: out-of-fold predictions of "
+                          f"{int(present.sum())} rows in {time.perf_counter() - start:.1f} s, "
+                          f"{self._score_name} {self.oof_scores_[name]:.3f}")
                 block = self._block(scores, present, method, np.unique(labels))
                 self.estimators_[name] = with_cache(estimator, self.cache).fit(rows, labels)
             blocks += [block, (~present)[:, None].astype(np.float64)]
@@ -359,6 +364,9 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
     classes_ : ndarray of shape (n_classes,)
     present_share_ : dict of str to float
         Share of the training rows that have each modality.
+    oof_scores_ : dict of str to float
+        Accuracy of each modality's estimator alone, from its out-of-fold
+        predictions on the rows that have the modality.
     modality_columns_ : dict of str to str or list of str
         The columns each modality's estimator reads.
     modality_weights_ : dict of str to float
@@ -400,6 +408,15 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
             )
         self._prior = np.bincount(codes) / len(y)
         return y
+
+    _score_name = "accuracy"
+
+    @staticmethod
+    def _oof_score(labels, scores):
+        """Accuracy of a modality's out-of-fold scores (columns: the sorted labels)."""
+        classes = np.unique(labels)
+        index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
+        return accuracy_score(labels, classes[index])
 
     def _stack_method(self, estimator):
         for method in ("predict_proba", "decision_function"):
@@ -465,6 +482,9 @@ class StackingFusionRegressor(RegressorMixin, _StackingFusion):
     estimators_ : dict of str to estimator
     final_estimator_ : estimator
     present_share_ : dict of str to float
+    oof_scores_ : dict of str to float
+        R² of each modality's estimator alone, from its out-of-fold
+        predictions on the rows that have the modality.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
 
@@ -486,6 +506,12 @@ class StackingFusionRegressor(RegressorMixin, _StackingFusion):
         y = np.asarray(y, dtype=np.float64)
         self._prior = np.array([y.mean()])
         return y
+
+    _score_name = "R²"
+
+    @staticmethod
+    def _oof_score(labels, scores):
+        return r2_score(labels, scores)
 
     def _stack_method(self, estimator):
         return "predict"

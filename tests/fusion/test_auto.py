@@ -79,12 +79,18 @@ def _frame(n, seed=0):
 def test_one_line_fit_predict_and_what_it_chose():
     X, y = _frame(600)
     clf = MultimodalClassifier(cache=None).fit(X[:400], y[:400])
-    assert clf.summary_.to_dict("list") == {
+    summary = clf.summary_
+    assert summary[["column", "kind", "modality", "present"]].to_dict("list") == {
         "column": ["title", "colour", "price", "when"],
         "kind": ["text", "categorical", "numeric", "numeric"],
         "modality": ["title", "tabular", "tabular", "tabular"],
         "present": [1.0, 1.0, 1.0, 1.0],
     }
+    # what each modality is worth: alone (out of fold) and in the combination
+    assert summary["alone"].tolist() == [clf.stack_.oof_scores_["title"]] + 3 * [
+        clf.stack_.oof_scores_["tabular"]]
+    assert summary["weight"].tolist() == [clf.stack_.modality_weights_["title"]] + 3 * [
+        clf.stack_.modality_weights_["tabular"]]
     text_only = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(
         X["title"][:400], y[:400]).score(X["title"][400:], y[400:])
     assert clf.score(X[400:], y[400:]) > text_only + 0.05  # the price adds to the title

@@ -9,7 +9,8 @@ from PIL import Image
 from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import GridSearchCV
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 
@@ -166,3 +167,17 @@ def test_errors_before_fit_and_fit_returns_self():
             estimator.predict(X)
         target = y if isinstance(estimator, StackingFusionClassifier) else X["size"]
         assert estimator.fit(X, target) is estimator
+
+
+def test_oof_scores_are_each_modality_alone_out_of_fold(capsys):
+    X, y = halves(400, seed=3)
+    clf = _stack(cv=4, verbose=1).fit(X, y)
+    cv = StratifiedKFold(4)
+    by_hand = cross_val_predict(_text(), X["title"], y, cv=cv)
+    assert clf.oof_scores_["title"] == pytest.approx(accuracy_score(y, by_hand))
+    assert 0.6 < clf.oof_scores_["size"] < 0.9  # half of the signal
+    assert "size: out-of-fold predictions of 400 rows in" in capsys.readouterr().out
+    target = X["size"].to_numpy() * 2 + 0.1 * np.random.default_rng(0).normal(size=400)
+    reg = StackingFusionRegressor([("size", Ridge(), ["size"])], cv=4).fit(X, target)
+    by_hand = cross_val_predict(Ridge(), X[["size"]], target, cv=4)
+    assert reg.oof_scores_["size"] == pytest.approx(r2_score(target, by_hand))
