@@ -863,12 +863,8 @@ def user_cache_path(name):
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skmm" / name
 
 
-def resolve_auto_cache(cache):
-    """A ``cache="auto"`` parameter as the user's embedding cache folder
-    (:func:`user_cache_path`); any other value as it is."""
-    if isinstance(cache, str) and cache == "auto":
-        return user_cache_path("embeddings")
-    return cache
+def _is_auto(cache):
+    return isinstance(cache, str) and cache == "auto"
 
 
 def check_cache(cache):
@@ -876,9 +872,12 @@ def check_cache(cache):
 
     Parameters
     ----------
-    cache : None, str, path-like or EmbeddingCache
+    cache : None, "auto", str, path-like or EmbeddingCache
         A path gives the process's one EmbeddingCache for that path (made on
-        first use); an EmbeddingCache is returned as it is.
+        first use); an EmbeddingCache is returned as it is. "auto" is
+        ``skmm/embeddings`` in the user's cache folder (:func:`user_cache_path`)
+        of the process that calls: a fitted estimator with ``cache="auto"``
+        pickled on one machine uses the cache of the machine it runs on.
 
     Returns
     -------
@@ -894,6 +893,8 @@ def check_cache(cache):
     """
     if cache is None or isinstance(cache, EmbeddingCache):
         return cache
+    if _is_auto(cache):
+        cache = user_cache_path("embeddings")
     if isinstance(cache, (str, os.PathLike)):
         key = cache if _is_url(cache) else os.path.abspath(os.path.expanduser(os.fspath(cache)))
         with _OPEN_LOCK:
@@ -923,7 +924,8 @@ def with_cache(estimator, cache):
     from .image import ImageEmbedder
     from .text import TextEmbedder
 
-    cache = check_cache(cache)
+    if not _is_auto(cache):  # "auto" stays: found where the estimator runs
+        cache = check_cache(cache)
     params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
     for key, value in params.items():
         owner = params.get(key.rsplit("__", 1)[0], estimator) if "__" in key else estimator

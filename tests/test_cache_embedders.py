@@ -273,3 +273,24 @@ def test_modality_importance_looks_shuffled_photos_up_instead_of_embedding_them(
     assert after.hits == before.hits + (1 + 3 * 2) * 12
     plain = modality_importance(model(None), X, y, n_repeats=3, random_state=0)
     np.testing.assert_array_equal(result.importances, plain.importances)
+
+
+def test_cache_auto_is_the_cache_of_the_machine_the_estimator_runs_on(tmp_path, monkeypatch):
+    import pickle
+
+    from skmm.cache import check_cache, with_cache
+
+    paths = _photos(tmp_path)
+    here, there = tmp_path / "here", tmp_path / "there"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(here))
+    embedder = _image_embedder(cache="auto").fit(paths)
+    first = embedder.transform(paths)
+    assert check_cache("auto").stats(embedder.encoder_key_).n_rows == 6
+    assert with_cache(_image_embedder(), "auto").cache == "auto"  # resolved where it runs
+    saved = pickle.dumps(embedder)
+    # another machine, or another user: its own cache folder, not the one of the fit
+    monkeypatch.setenv("XDG_CACHE_HOME", str(there))
+    restored = pickle.loads(saved)
+    np.testing.assert_array_equal(restored.transform(paths), first)
+    assert (there / "skmm" / "embeddings").is_dir()
+    assert check_cache("auto").stats(embedder.encoder_key_).n_rows == 6

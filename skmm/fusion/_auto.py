@@ -172,17 +172,12 @@ class _MultimodalAuto(BaseEstimator):
             print(f"[{type(self).__name__}] " + "; ".join(
                 f"{name}: {columns}" for name, _, columns in estimators))
         self.stack_ = self._stack(
-            estimators, cv=self.cv, cache=self._cache(), n_jobs=self.n_jobs,
+            estimators, cv=self.cv, cache=self.cache, n_jobs=self.n_jobs,
             verbose=self.verbose,
         ).fit(X, y, sample_weight=sample_weight)
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
-
-    def _cache(self):
-        from ..cache import resolve_auto_cache
-
-        return resolve_auto_cache(self.cache)
 
     def _modalities(self, kinds):
         """One ``(name, model, columns)`` per modality, and a joint model on all

@@ -275,30 +275,28 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         embedder; a ``backbone`` module of your own is pickled whole.
     verbose : bool, default=False
         Show a progress bar while embedding.
-    cache : None, str, path-like or EmbeddingCache, default=None
-        Where to keep the embedding of each image, so that the folds and grid
-        points of a search (and later runs) embed each photo once: a
-        directory, or an :class:`~skmm.EmbeddingCache` shared by several
-        estimators. What is cached is the network's output for one image
-        (before the missing indicator), keyed by the network's identity
-        (architecture and the versions of torch, torchvision, Pillow and timm,
-        for your own module its ``repr`` and the compiled code and plain
-        attributes of its classes, a digest of its weights, ``layer``,
-        ``pooling``, every preprocessing setting, the device type and
-        precision) and
-        by the image's content (the file's bytes for a path, so an edited
-        file is embedded again). Editing the ``forward`` of your own module
-        (or of any class in it) gives a new key once the edited code runs
-        (after a re-import or kernel restart); code your module calls outside
-        its classes (a helper function) is not part of the key: clear the
-        cache after changing it. Nothing here is fit on the data, so nothing
-        leaks between folds. Rows that could not be read are never stored.
-        A cached row is exactly what the network returned when it was stored.
-        On CPU an image's features are the same bits whichever images share
-        its batch (a lone image runs as a pair, since a batch of one picks
-        other kernels), so a run with a cache gives the same features as one
-        without; on a GPU the kernels can also change with the batch size,
-        and with them the last bits.
+    cache : None, "auto", str, path-like or EmbeddingCache, default=None
+        Where to keep the embedding of each image, so that the folds and grid points
+        of a search (and later runs) embed each photo once: a directory, or an
+        :class:`~skmm.EmbeddingCache` shared by several estimators. "auto" is
+        ``skmm/embeddings`` in the user's cache folder, found where the embedder
+        runs. What is cached is the network's output for one image (before the
+        missing indicator), keyed by the network's identity (architecture and the
+        versions of torch, torchvision, Pillow and timm, for your own module its
+        ``repr`` and the compiled code and plain attributes of its classes, a digest
+        of its weights, ``layer``, ``pooling``, every preprocessing setting, the
+        device type and precision) and by the image's content (the file's bytes for
+        a path, so an edited file is embedded again). Editing the ``forward`` of
+        your own module (or of any class in it) gives a new key once the edited code
+        runs (after a re-import or kernel restart); code your module calls outside
+        its classes (a helper function) is not part of the key: clear the cache
+        after changing it. Nothing here is fit on the data, so nothing leaks between
+        folds. Rows that could not be read are never stored. A cached row is exactly
+        what the network returned when it was stored. On CPU an image's features are
+        the same bits whichever images share its batch (a lone image runs as a pair,
+        since a batch of one picks other kernels), so a run with a cache gives the
+        same features as one without; on a GPU the kernels can also change with the
+        batch size, and with them the last bits.
 
     Attributes
     ----------

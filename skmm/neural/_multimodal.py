@@ -228,11 +228,8 @@ class _MultimodalNetMixin:
         if reset:
             X = self._check_frame(X)
             self.named_modalities_, encoded = {}, {}
-            from ..cache import resolve_auto_cache
-
-            cache = resolve_auto_cache(self.cache)
             for modality_name, modality, columns in specs:
-                embedder = (modality.frozen_embedder(cache, device=self.device_,
+                embedder = (modality.frozen_embedder(self.cache, device=self.device_,
                                                      precision=self.precision)
                             if modality_name in frozen else None)
                 # a frozen pretrained tower runs once per row, not every batch

@@ -108,21 +108,21 @@ class TextEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     verbose : bool, default=False
         Say which model is loaded from where, and show a progress bar while
         embedding.
-    cache : None, str, path-like or EmbeddingCache, default=None
-        Where to keep the neural model's embedding of each distinct text, so
-        that the folds and grid points of a search (and later runs) embed each
-        title once: a directory, or an :class:`~skmm.EmbeddingCache` shared by
-        several estimators. What is cached is the frozen model's raw output
-        for one string (before ``n_components``, ``normalize`` and the
-        missing indicator), keyed by the model (its source, a digest of its
-        weights, ``max_length``, device type and dtype) and the string. What
-        is fit on the training rows is never cached: the PCA of
-        ``n_components`` and the whole ``"tfidf"`` backend (which ignores the
-        cache) are fit again on each fold. Cached rows are the model's exact
-        output when they were stored; the model's output for a string can
-        change in the last bits with the other strings of its batch
-        (padding): about 1e-7 on all-MiniLM-L6-v2's unit-length vectors, so a
-        run with a cache matches one without to that tolerance.
+    cache : None, "auto", str, path-like or EmbeddingCache, default=None
+        Where to keep the neural model's embedding of each distinct text, so that
+        the folds and grid points of a search (and later runs) embed each title
+        once: a directory, or an :class:`~skmm.EmbeddingCache` shared by several
+        estimators. "auto" is ``skmm/embeddings`` in the user's cache folder, found
+        where the embedder runs. What is cached is the frozen model's raw output for
+        one string (before ``n_components``, ``normalize`` and the missing
+        indicator), keyed by the model (its source, a digest of its weights,
+        ``max_length``, device type and dtype) and the string. What is fit on the
+        training rows is never cached: the PCA of ``n_components`` and the whole
+        ``"tfidf"`` backend (which ignores the cache) are fit again on each fold.
+        Cached rows are the model's exact output when they were stored; the model's
+        output for a string can change in the last bits with the other strings of
+        its batch (padding): about 1e-7 on all-MiniLM-L6-v2's unit-length vectors,
+        so a run with a cache matches one without to that tolerance.
 
     Attributes
     ----------
