@@ -163,7 +163,12 @@ def main():
         fusions = [m for m in FUSIONS if m != "e2e" or args.e2e]
         only = None
         if args.models:
-            fusions = [m for m in fusions if m in args.models.split(",")]
+            asked = args.models.split(",")
+            unknown = sorted(set(asked) - set(fusions))
+            if unknown:
+                parser.error(f"--models: unknown {unknown}; choose among {fusions} "
+                             "(e2e needs --e2e)")
+            fusions = [m for m in fusions if m in asked]
             only = {"image", "text", "tabular", *fusions}
         print(f"{'target':<12} {'rows':>6} {'cls':>4}  image  text   tab    "
               + " ".join(f"{m:<6}" for m in fusions) + " best    "

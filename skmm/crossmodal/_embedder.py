@@ -157,7 +157,8 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
     cache : None, str, path-like or EmbeddingCache, default=None
         Handed to the sides' ``ImageEmbedder`` and ``TextEmbedder`` that have
         none of their own (see :class:`~skmm.ImageEmbedder`), so that refits
-        look the frozen features up.
+        look the frozen features up. "auto" is ``skmm/embeddings`` in the
+        user's cache folder, found where the estimator runs.
     device : str or torch.device, default="auto"
         Where the heads train: "auto" is "cuda" when available, else "cpu".
     random_state : int, RandomState instance or None, default=None

@@ -204,8 +204,16 @@ class _StackingFusion(_BaseComposition):
         else:
             width, neutral = 1, self._prior[0]
         block = np.full((len(present), width), neutral)
-        if scores is not None:
-            block[present] = np.asarray(scores, dtype=np.float64).reshape(int(present.sum()), -1)
+        if scores is None:
+            return block
+        scores = np.asarray(scores, dtype=np.float64)
+        if width == 1:
+            block[present] = scores.reshape(-1, 1)
+            return block
+        if scores.ndim == 1:  # the modality's rows hold two of the classes: one margin
+            scores = np.column_stack([-scores, scores])
+        # the classes the modality never saw keep the neutral 0
+        block[np.ix_(present, np.searchsorted(self.classes_, classes))] = scores
         return block
 
     def predict(self, X):
@@ -348,10 +356,12 @@ class StackingFusionClassifier(ClassifierMixin, _StackingFusion):
     passthrough : list of str or None, default=None
         Numeric columns also given to the final estimator (missing values:
         the training mean).
-    cache : EmbeddingCache, str or None, default=None
+    cache : EmbeddingCache, "auto", str or None, default=None
         Given to every ``ImageEmbedder`` and ``TextEmbedder`` in the
         estimators that has no cache: the folds and the final refit look
-        each embedding up rather than computing it ``cv + 1`` times.
+        each embedding up rather than computing it ``cv + 1`` times. "auto"
+        is ``skmm/embeddings`` in the user's cache folder, found where the
+        estimator runs; any other str is a directory.
     n_jobs : int, default=None
         Folds fit in parallel (see :term:`n_jobs`).
     verbose : int, default=0

@@ -229,8 +229,9 @@ class _MultimodalNetMixin:
             X = self._check_frame(X)
             self.named_modalities_, encoded = {}, {}
             for modality_name, modality, columns in specs:
-                embedder = (modality.frozen_embedder(self.cache, device=self.device_,
-                                                     precision=self.precision)
+                # the net's device setting, resolved by the embedder where it runs
+                embedder = (modality.frozen_embedder(self.cache, device=self.device,
+                                                     precision=self.precision_)
                             if modality_name in frozen else None)
                 # a frozen pretrained tower runs once per row, not every batch
                 modality = (clone(modality) if embedder is None
@@ -510,7 +511,7 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
     defaults, on the bundled products (``benchmarks/bench_fusion.py --e2e``,
     5-fold), it beats ``MultimodalFuser`` + ``LogisticRegression`` on five of
     six targets (by 0.003 to 0.036) and loses 0.023 on ``season``, which the
-    tabular columns carry, at 0.7 to 2.1 s of fit per 1,000 rows once the
+    tabular columns carry, at 0.65 to 2.1 s of fit per 1,000 rows once the
     embeddings are cached. Everything
     learned from the data (vocabulary, scalers, categories, weights) comes
     from the rows given to ``fit``, so cross-validation folds stay apart.

@@ -181,3 +181,20 @@ def test_oof_scores_are_each_modality_alone_out_of_fold(capsys):
     reg = StackingFusionRegressor([("size", Ridge(), ["size"])], cv=4).fit(X, target)
     by_hand = cross_val_predict(Ridge(), X[["size"]], target, cv=4)
     assert reg.oof_scores_["size"] == pytest.approx(r2_score(target, by_hand))
+
+
+def test_a_margin_of_two_classes_goes_to_their_columns_only():
+    from sklearn.linear_model import RidgeClassifier
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 60)
+    X = pd.DataFrame({"a": y + rng.normal(scale=0.3, size=180),
+                      "b": np.where(y == 2, np.nan, y + rng.normal(scale=0.3, size=180))})
+    # "b" is present only on the rows of classes 0 and 1: one decision margin
+    clf = StackingFusionClassifier([("a", RidgeClassifier(), ["a"]),
+                                    ("b", RidgeClassifier(), ["b"])], cv=3).fit(X, y)
+    margin = clf.estimators_["b"].decision_function(X[["b"]][:120])
+    block = clf.transform(X[:120])[:, 4:7]  # after "a"'s 3 columns and its missing flag
+    np.testing.assert_allclose(block[:, 1], margin)
+    np.testing.assert_allclose(block[:, 0], -margin)
+    assert (block[:, 2] == 0).all()  # class 2 was never in b's rows: neutral
