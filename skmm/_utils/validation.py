@@ -192,7 +192,10 @@ def validate_params(estimator, caller=None):
     )
 
     constraints = estimator._parameter_constraints
-    params = {name: getattr(estimator, name) for name in constraints}
+    # shared constraints name parameters some siblings lack (a regressor has
+    # no label_smoothing)
+    params = {name: getattr(estimator, name) for name in constraints
+              if hasattr(estimator, name)}
     try:
         validate_parameter_constraints(constraints, params,
                                        caller_name=caller or type(estimator).__name__)

@@ -344,7 +344,8 @@ def test_unweighted_loss_is_the_mean_of_the_rows_losses(rng):
     clf = _clf(max_epochs=1).fit(X, y)
     logits = torch.from_numpy(rng.normal(size=(64, 3)).astype(np.float32))
     target = torch.from_numpy(y.astype(np.int64))
-    per_row = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    per_row = torch.nn.functional.cross_entropy(logits, target, reduction="none",
+                                                label_smoothing=0.1)  # the default
     torch.testing.assert_close(clf.get_loss(logits, target), per_row.mean())
     assert clf.criterion_.reduction == "none"  # still weighs rows when weights come
     weights = torch.linspace(0.5, 1.5, 64)
@@ -354,7 +355,7 @@ def test_unweighted_loss_is_the_mean_of_the_rows_losses(rng):
     class_weight = torch.tensor([1.0, 2.0, 4.0])
     weighted = _clf(max_epochs=1, criterion__weight=class_weight).fit(X, y)
     expected = torch.nn.functional.cross_entropy(
-        logits, target, weight=class_weight, reduction="none").mean()
+        logits, target, weight=class_weight, reduction="none", label_smoothing=0.1).mean()
     torch.testing.assert_close(weighted.get_loss(logits, target), expected)
 
 
@@ -771,7 +772,7 @@ def test_nllloss_gets_log_probabilities_of_skmms_network(rng):
     X = rng.normal(size=(300, 4)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     nll = _clf(criterion=torch.nn.NLLLoss, max_epochs=20).fit(X, y)
-    cross_entropy = _clf(max_epochs=20).fit(X, y)
+    cross_entropy = _clf(max_epochs=20, label_smoothing=0.0).fit(X, y)
     proba = nll.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert (proba >= 0).all() and nll.score(X, y) > 0.9
@@ -831,3 +832,25 @@ def test_precision_sets_the_autocast_of_the_forward_pass_and_amp_is_deprecated()
         NeuralRegressor(precision="float16", max_epochs=1).fit(X, X[:, 0])
     with pytest.raises(ValueError, match="'precision' parameter of NeuralRegressor must be"):
         NeuralRegressor(precision="half", max_epochs=1).fit(X, X[:, 0])
+
+
+def test_label_smoothing_keeps_probabilities_off_the_extremes(rng):
+    X = rng.normal(size=(200, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    X[:, 0] *= 20  # separable with a wide margin: plain cross-entropy drives p to 1
+    params = dict(max_epochs=60, lr=0.01, random_state=0, early_stopping=False)
+    smoothed = NeuralClassifier(**params).fit(X, y)
+    assert smoothed.criterion_.label_smoothing == 0.1
+    # near the smoothed target of the true class, 1 - 0.1 + 0.1 / 2, not 1
+    top = smoothed.predict_proba(X).max(axis=1)
+    assert 0.92 < np.median(top) < 0.97 and top.max() < 0.99
+    plain = NeuralClassifier(label_smoothing=0.0, **params).fit(X, y)
+    assert plain.predict_proba(X).max() > 0.999
+    assert smoothed.score(X, y) == plain.score(X, y) == 1.0
+    # criterion__label_smoothing wins; a criterion without it is used as given
+    assert NeuralClassifier(criterion__label_smoothing=0.3, max_epochs=1).fit(
+        X, y).criterion_.label_smoothing == 0.3
+    nll = NeuralClassifier(criterion=torch.nn.NLLLoss, max_epochs=1).fit(X, y)
+    assert isinstance(nll.criterion_, torch.nn.NLLLoss)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        NeuralClassifier(label_smoothing=1.0).fit(X, y)

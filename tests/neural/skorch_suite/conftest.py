@@ -37,13 +37,14 @@ class SkorchDefaultsClassifier(NeuralClassifier):
         self, module=None, *args, criterion=torch.nn.NLLLoss, optimizer=torch.optim.SGD,
         lr=0.01, max_epochs=10, batch_size=128, iterator_train=DataLoader,
         iterator_valid=DataLoader, train_split=ValidSplit(5, stratified=True),  # noqa: B008 (as skorch)
-        verbose=1, device="cpu", early_stopping=False, **kwargs,
+        verbose=1, device="cpu", early_stopping=False, label_smoothing=0.0, **kwargs,
     ):
         super().__init__(
             module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
             max_epochs=max_epochs, batch_size=batch_size, iterator_train=iterator_train,
             iterator_valid=iterator_valid, train_split=train_split, verbose=verbose,
-            device=device, early_stopping=early_stopping, **kwargs,
+            device=device, early_stopping=early_stopping, label_smoothing=label_smoothing,
+            **kwargs,
         )
 
 
