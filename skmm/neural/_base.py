@@ -962,7 +962,8 @@ _SHARED_TAIL_DOC = """
         (``benchmarks/bench_neural_defaults.py``, scored on the true labels),
         fixed epochs lose 0.023 to 0.092 to LogisticRegression on the same
         fused features, early stopping 0.014 at most; with every label
-        true it costs 0.003 at most against fixed epochs.
+        true it costs 0.003 at most against fixed epochs (measured with
+        ``label_smoothing=0``).
         False trains every fit of a search for exactly ``max_epochs`` on all
         its rows.
     validation_fraction : float, default=0.1

@@ -510,8 +510,8 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
     early stopping; ``freeze=False`` fine-tunes them end to end. With these
     defaults, on the bundled products (``benchmarks/bench_fusion.py --e2e``,
     5-fold), it beats ``MultimodalFuser`` + ``LogisticRegression`` on five of
-    six targets (by 0.003 to 0.036) and loses 0.023 on ``season``, which the
-    tabular columns carry, at 0.65 to 2.1 s of fit per 1,000 rows once the
+    six targets (by 0.005 to 0.040) and loses 0.023 on ``season``, which the
+    tabular columns carry, at 0.7 to 1.7 s of fit per 1,000 rows once the
     embeddings are cached (embedding them the first time costs about 5 s
     per 1,000 photos and 2 s per 1,000 titles on 2 CPU cores). Everything
     learned from the data (vocabulary, scalers, categories, weights) comes
