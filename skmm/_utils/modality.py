@@ -175,9 +175,6 @@ class FrozenEmbeddings(Modality):
         self.n_features_ = features.shape[1]
         return self._standardise(features, missing)
 
-    def _fit(self, X):
-        self.fit_encode(X, self.columns_, name=self.name_)
-
     def fit(self, X, columns, *, name):
         self.fit_encode(X, columns, name=name)
         return self
