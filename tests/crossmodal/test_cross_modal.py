@@ -44,7 +44,8 @@ def held_out_recall(fitted, test, k=1):
 @pytest.mark.parametrize("loss", ["infonce", "contrastive", "triplet"])
 def test_each_loss_learns_a_space_where_partners_are_found(loss):
     X = pairs(800)
-    fitted = model(loss=loss, max_epochs=60).fit(X[:600])
+    # from a random start: the default starts from CCA's optimum already
+    fitted = model(loss=loss, max_epochs=60, init="random").fit(X[:600])
     losses = fitted.net_.history_[:, "train_loss"]
     assert losses[-1] < 0.7 * losses[0]
     # 200 held-out pairs: chance recall@5 is 0.025
@@ -60,6 +61,66 @@ def test_trained_heads_find_what_cca_cannot():
     mlp = held_out_recall(model(head="mlp", max_epochs=60, dropout=0.1).fit(train), test, k=10)
     assert cca < 0.2  # chance is 0.05: the squares are uncorrelated with z
     assert mlp > 0.8
+
+
+def test_linear_heads_start_from_the_cca_baseline():
+    from sklearn.cross_decomposition import PLSCanonical
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    X = pairs(800)
+    train, test = X[:600], X[600:]
+    # a step too small to move: where each start puts the heads
+    still = {"max_epochs": 1, "lr": 1e-9}
+    from_cca = model(**still).fit(train)
+    assert from_cca.init_ == "cca"
+    # the canonical scores of whitened PCA + CCA, weighed by their correlation
+    sides = {"left": LEFT, "right": RIGHT}  # pca_components "auto": 16, all of each side
+    reduce = {side: make_pipeline(StandardScaler(), PCA(len(cols), whiten=True,
+                                                        random_state=0)).fit(train[cols])
+              for side, cols in sides.items()}
+    cca = PLSCanonical(8, scale=False, algorithm="svd").fit(
+        *(reduce[side].transform(train[cols]) for side, cols in sides.items()))
+    scores = cca.transform(*(reduce[side].transform(train[cols]) for side, cols in sides.items()))
+    weight = [np.corrcoef(a, b)[0, 1] for a, b in zip(*(s.T for s in scores), strict=True)]
+    held_out = cca.transform(*(reduce[side].transform(test[cols])
+                               for side, cols in sides.items()))
+    for side, expected in zip(sides, held_out, strict=True):
+        expected = expected * weight
+        np.testing.assert_allclose(from_cca.transform(test, modality=side),
+                                   expected / np.linalg.norm(expected, axis=1, keepdims=True),
+                                   atol=1e-4)
+    baseline = held_out_recall(model(head="cca").fit(train), test, k=5)
+    assert held_out_recall(from_cca, test, k=5) >= 0.95 * baseline
+    from_random = model(init="random", **still).fit(train)
+    assert held_out_recall(from_random, test, k=5) < 0.5 * baseline
+    # then training goes on from there, at a rate that keeps the start
+    assert model().fit(train).net_.lr == 0.001
+    assert model(init="random").fit(train).net_.lr == 0.01
+    assert model(lr=0.005).fit(train).net_.lr == 0.005
+
+
+def test_cca_start_is_for_linear_heads_on_frozen_features():
+    assert model(head="mlp", max_epochs=1).fit(pairs(50)).init_ == "random"
+    with pytest.raises(ValueError, match="init='cca' .* head='mlp' has no linear map"):
+        model(head="mlp", init="cca").fit(pairs(50))
+    # the untrained heads ignore it
+    assert model(head="cca", init="cca").fit(pairs(50)).init_ is None
+
+
+def test_cca_start_from_sparse_features():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(0)
+    kind = rng.integers(0, 10, 300)
+    X = pd.DataFrame(np.eye(10)[kind] + 0.1 * rng.normal(size=(300, 10)),
+                     columns=[f"b{i}" for i in range(10)])
+    X["text"] = [f"kind{k} word{w}" for k, w in zip(kind, rng.integers(0, 50, 300), strict=True)]
+    fitted = CrossModalEmbedder(left=("text", TfidfVectorizer()),
+                                right=(list(X.columns[:10]), "passthrough"),
+                                n_components=8, max_epochs=5, random_state=0).fit(X)
+    assert fitted.init_ == "cca"
+    assert fitted.score(X, groups=kind) > 0.9
 
 
 def test_cca_baseline_on_linear_pairs_is_far_above_chance():
@@ -126,7 +187,8 @@ def test_infonce_is_clip_loss_and_groups_merge_partners():
 
 
 def test_temperature_is_learned():
-    fitted = model(temperature=0.5, max_epochs=40, batch_size=32).fit(pairs(400))
+    # from a random start, at its rate (from CCA's, the rate is ten times lower)
+    fitted = model(temperature=0.5, max_epochs=40, batch_size=32, init="random").fit(pairs(400))
     assert fitted.temperature_ < 0.3
 
 
@@ -366,10 +428,13 @@ def test_a_modality_side_needs_a_trained_head():
     from skmm import ImageModality
 
     X, _ = coloured_squares(20)
+    sides = {"left": ("photo", ImageModality("simple_cnn", weights=None)),
+             "right": ("caption", TextEmbedder("tfidf", n_components=2))}
     with pytest.raises(ValueError, match="trained end to end .* head='cca' trains nothing"):
-        CrossModalEmbedder(left=("photo", ImageModality("simple_cnn", weights=None)),
-                           right=("caption", TextEmbedder("tfidf", n_components=2)),
-                           head="cca").fit(X)
+        CrossModalEmbedder(**sides, head="cca").fit(X)
+    with pytest.raises(ValueError, match="init='cca' .* left's modality \\(ImageModality\\) "
+                                         "has no frozen features"):
+        CrossModalEmbedder(**sides, init="cca").fit(X)
 
 
 def test_layers_are_the_blocks_of_a_network():
