@@ -28,6 +28,7 @@ from .._utils.validation import (
     frame_input_tags,
     naming_modality,
     renamed,
+    warn,
 )
 from ..fusion._networks import MultimodalNet
 from ..image._modality import ImageModality
@@ -229,6 +230,13 @@ class _MultimodalNetMixin:
             X = self._check_frame(X)
             self.named_modalities_, encoded = {}, {}
             for modality_name, modality, columns in specs:
+                if (modality.is_pretrained() and modality_name not in frozen
+                        and str(self.device_).startswith("cpu")):
+                    warn(f"{name}: fine-tuning the pretrained {modality_name!r} tower on the "
+                         "CPU runs it forward and backward on every batch of every epoch, "
+                         "where a frozen one runs once per row: expect a slow fit. Use a "
+                         f"GPU (device='cuda') or freeze it (freeze={{{modality_name!r}: "
+                         "True}, or 'auto').")
                 # the net's device setting, resolved by the embedder where it runs
                 embedder = (modality.frozen_embedder(self.cache, device=self.device,
                                                      precision=self.precision_)
@@ -439,7 +447,9 @@ _PARAMS_DOC = """
         ``ImageEmbedder``/``TextEmbedder``, on the net's ``device`` and
         ``precision`` and through the embedding ``cache``, then standardised
         with the training rows' mean and deviation; what is trained is
-        everything after it. Searchable with GridSearchCV.
+        everything after it. Searchable with GridSearchCV. Fine-tuning a
+        pretrained tower on the CPU warns: it runs every batch of every epoch,
+        the choice for a GPU.
     cache : "auto", EmbeddingCache, str, path or None, default="auto"
         The embedding cache of the frozen pretrained towers: "auto" is skmm's
         folder in the user's cache folder (``$XDG_CACHE_HOME`` or

@@ -454,6 +454,19 @@ def test_pretrained_text_tower_fine_tunes_learns_and_keeps_a_missing_embedding(
     np.testing.assert_allclose(proba[0], proba[1])  # both read as the missing embedding
 
 
+def test_fine_tuning_a_pretrained_tower_on_the_cpu_warns(data, tiny_sentence_model):
+    import warnings
+
+    X, labels = data
+    X, y = X[:32], labels["text"][:32]
+    with pytest.warns(UserWarning, match="fine-tuning the pretrained 'text' tower on the CPU"
+                                         ".*freeze=\\{'text': True\\}"):
+        _text_clf(tiny_sentence_model, max_epochs=1, device="cpu").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*fine-tuning the pretrained")
+        _text_clf(tiny_sentence_model, max_epochs=1, device="cpu", freeze="auto").fit(X, y)
+
+
 def _count_embedded(monkeypatch, cls, method):
     """Count the rows ``cls.method`` (the network call of an embedder) is run on."""
     calls = []
