@@ -105,7 +105,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
           what CCA found (benchmarks/bench_cross_modal.py's photos and
           titles, text → image recall@10, mean of 5 seeds: 0.761 from CCA
           vs 0.745 from random on 1,200 pairs, against 0.694 for the tuned
-          "cca" head; 0.745 vs 0.743 on 6,838 pairs, 2 seeds). Dimensions beyond
+          "cca" head; 0.747 vs 0.746 on 6,838 pairs). Dimensions beyond
           those CCA finds start at random;
         - "random": PyTorch's default initialisation;
         - "auto": "cca" for "linear" heads on frozen features on both sides,
