@@ -383,8 +383,7 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         groups = _group_codes(groups, len(X))[present]
         features = {side: None if block is None else block[present]
                     for side, block in features.items()}
-        self.net_, self.pca_, self.cca_, self.temperature_ = None, None, None, None
-        self.init_ = None
+        self.net_, self.pca_, self.cca_, self.temperature_, self.init_ = (None,) * 5
         if self.head == "identity":
             self._check_same_width(features)
         else:
@@ -397,8 +396,6 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
                 features[side] = self.scalers_[side].transform(features[side])
             if self.head == "cca":
                 self.pca_, self.cca_ = self._fit_cca(features)
-                features = {side: self.pca_[side].transform(block)
-                            for side, block in features.items()}
                 if self.cca_.n_components < self.n_components:
                     warn(f"head='cca': the shared space has {self.cca_.n_components} "
                          f"dimensions, not n_components={self.n_components}: PCA kept "
@@ -514,11 +511,11 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
             block = features[side]
             limit = min(block.shape[1], self.n_pairs_ - 1)
             pca[side] = PCA(min(n_pca, limit), whiten=whiten, random_state=0).fit(block)
-            variance = pca[side].explained_variance_
-            rank = max(int(np.sum(variance > 1e-6 * variance[0])), 1)
-            if whiten and rank < pca[side].n_components_:
-                # whitening a direction without variance would blow it up
-                pca[side] = PCA(rank, whiten=True, random_state=0).fit(block)
+            if whiten:  # whitening a direction without variance would blow it up
+                variance = pca[side].explained_variance_
+                rank = max(int(np.sum(variance > 1e-6 * variance[0])), 1)
+                if rank < pca[side].n_components_:
+                    pca[side] = PCA(rank, whiten=True, random_state=0).fit(block)
             reduced[side] = pca[side].transform(block)
         n_components = min(self.n_components, *(f.shape[1] for f in reduced.values()))
         cca = (PLSCanonical(n_components, scale=False, algorithm="svd") if whiten
