@@ -4,10 +4,11 @@
 Only 5% of the fashion products bundled with skmm keep their label
 (subCategory). Each product is described by its photo (ImageEmbedder) and
 title (TextEmbedder) features; ``GraphPropagation`` links each product to its
-10 most similar ones and averages features over two hops, using every
-product but no label. A LogisticRegression trained on the few labelled rows
-is compared on the unlabelled ones: on the features as they are, on the
-propagated features, and against scikit-learn's LabelSpreading.
+10 most similar ones and sets the average of their features beside each
+product's own, using every product but no label. A LogisticRegression
+trained on the few labelled rows is compared on the unlabelled ones: on the
+features as they are, on the propagated features, and against scikit-learn's
+LabelSpreading.
 
 The frozen features are kept in an embedding cache in your user cache folder
 (~/.cache/skmm/latent), so a second run embeds nothing.
@@ -40,7 +41,7 @@ print(f"{len(X)} products, {labelled.sum()} labelled")
 alone = LogisticRegression(max_iter=2000).fit(features[labelled], labels[labelled])
 print(f"labelled rows only:        {alone.score(features[~labelled], labels[~labelled]):.3f}")
 
-propagated = GraphPropagation(n_neighbors=10, n_hops=2).fit_transform(features)
+propagated = GraphPropagation(n_neighbors=10).fit_transform(features)
 graph = LogisticRegression(max_iter=2000).fit(propagated[labelled], labels[labelled])
 print(f"graph propagation:         {graph.score(propagated[~labelled], labels[~labelled]):.3f}")
 
