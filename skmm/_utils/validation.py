@@ -110,6 +110,27 @@ def empty_cells(frame):
     return empty
 
 
+# a numeric column with at most this many distinct whole numbers (a year, a
+# rating, a count) is also a category: see discrete_numbers
+DISCRETE_VALUES = 20
+
+
+def discrete_numbers(series, max_values=DISCRETE_VALUES):
+    """Whether a numeric (not boolean) Series holds 2 to ``max_values``
+    distinct whole numbers, missing values aside: a year, a rating, a count,
+    whose values may each act their own way (the seasons of a catalogue's
+    years), which a model on the standardised number alone cannot learn."""
+    import pandas as pd
+
+    if (not pd.api.types.is_numeric_dtype(series.dtype)
+            or pd.api.types.is_bool_dtype(series.dtype)):
+        return False
+    values = pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values)]
+    distinct = np.unique(values)
+    return 2 <= len(distinct) <= max_values and bool(np.all(distinct == np.round(distinct)))
+
+
 def is_modality_dict(X):
     """True for ``{modality: block}`` input (a sparse DOK matrix is a dict too)."""
     import scipy.sparse as sp

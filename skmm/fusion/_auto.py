@@ -21,6 +21,7 @@ from .._utils.validation import (
     column_list,
     column_values,
     did_you_mean,
+    discrete_numbers,
     frame_input_tags,
     is_missing,
     validate_params,
@@ -162,7 +163,10 @@ class _MultimodalAuto(BaseEstimator):
                 )
             kinds[column] = kind
         self.column_kinds_ = kinds
-        estimators, self.joint_model_ = self._modalities(kinds)
+        # numbers of a few whole values (a year) are also one-hot encoded
+        discrete = [column for column, kind in kinds.items()
+                    if kind == "numeric" and discrete_numbers(X[column])]
+        estimators, self.joint_model_ = self._modalities(kinds, discrete)
         if not estimators:
             raise ValueError(
                 "no column to learn from: every column was typed 'drop' (empty, or an id); "
@@ -179,10 +183,11 @@ class _MultimodalAuto(BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def _modalities(self, kinds):
+    def _modalities(self, kinds, discrete=()):
         """One ``(name, model, columns)`` per modality, and a joint model on all
         of them (early fusion) when there are several; and the joint model's
-        name (None without it)."""
+        name (None without it). ``discrete``: numeric columns one-hot encoded
+        as well as scaled."""
         from ..image import ImageEmbedder
 
         encoders = {}  # modality -> (its encoder, its columns, its encoder in the joint model)
@@ -201,13 +206,14 @@ class _MultimodalAuto(BaseEstimator):
         tabular = [c for c, kind in kinds.items() if kind in ("categorical", "numeric")]
         if tabular:
             encode = make_pipeline(FunctionTransformer(_tabular_frame), ColumnTransformer(
-                [("categorical", make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value="missing"),
-                    OneHotEncoder(handle_unknown="ignore")),
+                [("categorical", _one_hot(),
                   [c for c in tabular if kinds[c] == "categorical"]),
                  ("numeric", make_pipeline(SimpleImputer(add_indicator=True),
                                            StandardScaler()),
-                  [c for c in tabular if kinds[c] == "numeric"])],
+                  [c for c in tabular if kinds[c] == "numeric"]),
+                 ("discrete", make_pipeline(
+                     FunctionTransformer(_number_strings, feature_names_out="one-to-one"),
+                     _one_hot()), list(discrete))],
                 sparse_threshold=0.0,
             ))
             encoders[_free_name("tabular", kinds)] = (encode, tabular, encode)
@@ -280,6 +286,18 @@ def _clean_texts(column):
     return list(clean_texts(values, name, rows)[0])
 
 
+def _one_hot():
+    return make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                         OneHotEncoder(handle_unknown="ignore"))
+
+
+def _number_strings(X):
+    """Numbers as the text of their float (2011 and 2011.0 alike): the
+    categories of a discrete numeric column."""
+    return X.apply(lambda column: column.map(
+        lambda v: None if is_missing(v) else str(float(v)))).astype(object)
+
+
 def _tabular_frame(X):
     """Categorical columns as strings (one-hot encodes any value), dates as
     seconds: what the tabular encoder expects."""
@@ -299,7 +317,9 @@ class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):
     ``fit(df, y)`` types each column (:func:`infer_column_kinds`), gives
     each image column a pretrained image model (``ImageEmbedder()`` +
     LogisticRegression), each text column a TF-IDF model, the categorical and
-    numeric columns together a one-hot/scaled model, and, with several
+    numeric columns together a one-hot/scaled model (a number of at most 20
+    distinct whole values, such as a year, is one-hot encoded as well as
+    scaled, so that each value can act its own way), and, with several
     modalities, a joint model on all their features (early fusion with
     :class:`MultimodalFuser`, which sees interactions between modalities).
     :class:`StackingFusionClassifier` stacks them: each model counts as

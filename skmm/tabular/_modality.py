@@ -8,6 +8,7 @@ from collections import namedtuple
 from sklearn.utils._param_validation import Interval
 
 from .._utils.modality import Modality
+from .._utils.validation import DISCRETE_VALUES, discrete_numbers
 from ._towers import TabularPreprocessor, TabularTower, infer_tabular_columns, missing_tabular_like
 
 TabularCodes = namedtuple("TabularCodes", "numeric codes")
@@ -23,6 +24,14 @@ class TabularModality(Modality):
 
     Parameters
     ----------
+    discrete_values : int, default=20
+        A numeric column of at most this many distinct whole numbers in the
+        training rows (a year, a rating, a count) is also a category: its
+        values get learned embeddings besides the standardised number, so
+        that each can act its own way. 0 turns this off. (Measured with
+        benchmarks/bench_fusion.py --e2e on the bundled products: predicting
+        the season, whose link to the catalogue's year is not monotonic,
+        MultimodalNetClassifier scores 0.894 with it and 0.879 without.)
     min_frequency : int, default=1
         Categories seen fewer times in the training rows are coded as unknown.
     max_categories : int or None, default=None
@@ -35,19 +44,24 @@ class TabularModality(Modality):
     TabularModality(min_frequency=5)
     """
 
-    def __init__(self, *, min_frequency=1, max_categories=None):
+    def __init__(self, *, discrete_values=DISCRETE_VALUES, min_frequency=1,
+                 max_categories=None):
+        self.discrete_values = discrete_values
         self.min_frequency = min_frequency
         self.max_categories = max_categories
 
     _parameter_constraints = {
+        "discrete_values": [Interval(numbers.Integral, 0, None, closed="left")],
         "min_frequency": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_categories": [None, Interval(numbers.Integral, 0, None, closed="left")],
     }
 
     def _fit(self, X):
         numeric, categorical = infer_tabular_columns(X, self.columns_)
+        discrete = [column for column in numeric
+                    if discrete_numbers(X[column], self.discrete_values)]
         self.preprocessor_ = TabularPreprocessor(
-            numeric, categorical, min_frequency=self.min_frequency,
+            numeric, categorical, discrete=discrete, min_frequency=self.min_frequency,
             max_categories=self.max_categories,
         ).fit(X)
 

@@ -66,6 +66,9 @@ class TabularPreprocessor:
         Categorical columns: integer codes of the training categories; a
         missing value is :data:`MISSING_CODE`, a category not seen in fit
         :data:`UNKNOWN_CODE`.
+    discrete : list of str, default=()
+        Numeric columns also coded as categories, after the categorical ones
+        (a year, a rating: the net can then learn an effect per value).
     min_frequency : int, default=1
         Categories seen fewer times in the training rows are coded as unknown
         (which also trains the unknown embedding).
@@ -98,9 +101,11 @@ class TabularPreprocessor:
     ([[0.0, 1.0]], [[1]])
     """
 
-    def __init__(self, numeric=(), categorical=(), *, min_frequency=1, max_categories=None):
+    def __init__(self, numeric=(), categorical=(), *, discrete=(), min_frequency=1,
+                 max_categories=None):
         self.numeric = numeric
         self.categorical = categorical
+        self.discrete = discrete
         self.min_frequency = min_frequency
         self.max_categories = max_categories
 
@@ -122,9 +127,14 @@ class TabularPreprocessor:
         both = set(numeric) & set(categorical)
         if both:
             raise ValueError(f"columns {sorted(both)} are listed as both numeric and categorical")
+        discrete = list(self.discrete)
+        if not set(discrete) <= set(numeric):
+            raise ValueError(f"discrete columns {sorted(set(discrete) - set(numeric))} are not "
+                             "numeric; list them as numeric too")
         check_frame_columns(X, numeric + categorical)
         self.numeric_columns_ = numeric
-        self.categorical_columns_ = categorical
+        # a discrete column is a number and, coded by its values, a category
+        self.categorical_columns_ = categorical + discrete
         values = self._numeric_values(X)
         with warnings.catch_warnings():
             # An all-missing training column is allowed: it gets mean 0, scale 1.
@@ -133,7 +143,8 @@ class TabularPreprocessor:
             scale = np.nanstd(values, axis=0)
         self.mean_ = np.where(np.isfinite(mean), mean, 0.0)
         self.scale_ = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-        self.categories_ = [self._learn_categories(X[column]) for column in categorical]
+        self.categories_ = [self._learn_categories(X[column])
+                            for column in self.categorical_columns_]
         self.cardinalities_ = [len(c) + N_RESERVED_CODES for c in self.categories_]
         self.n_numeric_ = len(numeric)
         return self
@@ -197,7 +208,8 @@ class TabularPreprocessor:
         """
         if not hasattr(self, "mean_"):
             raise RuntimeError("This TabularPreprocessor is not fitted yet; call fit(X) first.")
-        check_frame_columns(X, self.numeric_columns_ + self.categorical_columns_)
+        check_frame_columns(X, list(dict.fromkeys(self.numeric_columns_
+                                                  + self.categorical_columns_)))
         values = self._numeric_values(X)
         missing = np.isnan(values)
         scaled = np.where(missing, 0.0, (values - self.mean_) / self.scale_)

@@ -174,3 +174,33 @@ def test_sklearn_contract_of_the_one_line_estimators(make):
     assert estimator.fit(X, y) is estimator
     assert clone(estimator).get_params() == make().get_params()
     assert estimator.set_params(cv=3).cv == 3
+
+
+def test_a_number_of_a_few_whole_values_acts_per_value():
+    # the class follows the parity of the year: no line through the scaled
+    # number separates it, a one-hot of the years does
+    rng = np.random.default_rng(0)
+    year = rng.choice(np.arange(2010.0, 2016.0), size=600)
+    X = pd.DataFrame({"year": year, "price": rng.normal(size=600)})
+    X.loc[::50, "year"] = np.nan  # missing years are a category of their own
+    y = np.where(np.isnan(X["year"]), "even", np.where(year % 2 == 0, "even", "odd"))
+    clf = MultimodalClassifier(cache=None).fit(X[:400], y[:400])
+    assert clf.column_kinds_["year"] == "numeric"
+    assert clf.score(X[400:], y[400:]) > 0.95
+    # an unseen year is no category: the scaled number still counts
+    assert clf.predict(pd.DataFrame({"year": [2031], "price": [0.0]})).shape == (1,)
+
+
+@pytest.mark.parametrize(("values", "discrete"), [
+    ([2011.0, 2012.0, np.nan, 2011.0], True),
+    (pd.array([3, None, 5, 3], dtype="Int64"), True),
+    ([1.5, 2.0, 1.5, 2.0], False),  # not whole numbers
+    ([True, False, True, False], False),  # a boolean is a category already
+    ([7.0, 7.0, np.nan, 7.0], False),  # one value: nothing to tell apart
+    (list(range(21)), False),  # more than 20 values: a quantity
+    (["a", "b", "a", "b"], False),
+])
+def test_which_numeric_columns_are_discrete(values, discrete):
+    from skmm._utils.validation import discrete_numbers
+
+    assert discrete_numbers(pd.Series(values)) is discrete

@@ -195,7 +195,7 @@ def test_bundled_fashion_rows():
     assert batch["image"]["pixels"].shape == (16, 3, 32, 32)
     assert torch.isfinite(batch["image"]["pixels"]).all()
     assert batch["tabular"]["numeric"].shape == (16, 2)
-    assert batch["tabular"]["codes"].shape == (16, 3)
+    assert batch["tabular"]["codes"].shape == (16, 4)  # the year is a category too
 
 
 # ------------------------------------------------------------------ image loader and cache

@@ -325,6 +325,25 @@ def test_tabular_preprocessor_scales_and_codes():
     assert prep.transform(X)[1][:, 0].tolist() == [2, 3, 2, MISSING_CODE]
 
 
+def test_tabular_modality_codes_a_number_of_a_few_whole_values_as_a_category_too():
+    from skmm import TabularModality
+
+    X = pd.DataFrame({"year": [2011.0, 2012.0, np.nan, 2011.0],
+                      "price": [1.5, 2.5, 3.0, 4.0], "colour": ["red", "blue", "red", None]})
+    modality = TabularModality().fit(X, ["year", "price", "colour"], name="tabular")
+    prep = modality.preprocessor_
+    assert prep.numeric_columns_ == ["year", "price"]  # the year stays a number
+    assert prep.categorical_columns_ == ["colour", "year"]
+    later = pd.DataFrame({"year": [2012, 2031, None], "price": [1.0, 2.0, 3.0],
+                          "colour": ["red"] * 3})
+    codes = modality.encode(later).codes[:, 1].tolist()
+    assert codes == [N_RESERVED_CODES + 1, UNKNOWN_CODE, MISSING_CODE]
+    off = TabularModality(discrete_values=0).fit(X, ["year", "price", "colour"], name="t")
+    assert off.preprocessor_.categorical_columns_ == ["colour"]
+    with pytest.raises(ValueError, match="discrete columns \\['colour'\\] are not numeric"):
+        TabularPreprocessor(["price"], ["colour"], discrete=["colour"]).fit(X)
+
+
 def test_tabular_preprocessor_fit_on_training_rows_only():
     """Scaler statistics are those of the training rows; a category seen only in
     the test rows is unknown."""
