@@ -21,12 +21,13 @@ For each target, 5-fold stratified accuracy of:
 Printed per target: each accuracy, the best single modality, ``fused - best``
 for each fusion, ``neural - early`` (the network against LogisticRegression on
 the same features) and, with ``--e2e``, ``e2e - early``, and the fit time per
-1,000 rows of each fusion. At the start: how long the photos take to embed,
-which every fold and model then reads from the cache (what the cache saves
-per extra fit of an image model).
+1,000 rows of each fusion (with ``--seeds N``, the neural and e2e columns are
+means over N seeds, each seed's score printed below the row). At the start:
+how long the photos take to embed, which every fold and model then reads from
+the cache (what the cache saves per extra fit of an image model).
 
 Run: python benchmarks/bench_fusion.py [--data bundled|full] [--targets a,b] [--e2e]
-[--models early,neural,e2e] [--cache DIR] (an embedding cache kept between runs;
+[--models early,neural,e2e] [--seeds N] [--cache DIR] (an embedding cache kept between runs;
 by default a temporary one)
 """
 
@@ -36,6 +37,7 @@ import tempfile
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -110,7 +112,10 @@ def models(image_columns, tabular, cache, e2e=False):
 FUSIONS = ("early", "stacked", "auto", "neural", "e2e")
 
 
-def run(frame, features, target, folds, cache, e2e, only=None):
+SEEDED = ("neural", "e2e")  # trained from a random start: --seeds averages them
+
+
+def run(frame, features, target, folds, cache, e2e, only=None, seeds=1):
     keep = frame[target].notna()
     counts = frame.loc[keep, target].value_counts()
     keep &= frame[target].map(counts).fillna(0).ge(folds).to_numpy()
@@ -119,14 +124,21 @@ def run(frame, features, target, folds, cache, e2e, only=None):
     y = frame.loc[keep, target].to_numpy()
     tabular = [c for c in ATTRIBUTES if c != target]
     cv = StratifiedKFold(folds, shuffle=True, random_state=0)
-    scores, per_1000 = {}, {}
+    scores, per_1000, spread = {}, {}, {}
     for name, (model, columns) in models(list(features.columns), tabular, cache, e2e).items():
         if only is not None and name not in only:
             continue
         data = X if columns is None else X[columns]
-        result = cross_validate(model, data, y, cv=cv)
-        scores[name] = result["test_score"].mean()
-        per_1000[name] = result["fit_time"].mean() / (len(y) * (folds - 1) / folds) * 1000
+        if name in SEEDED and seeds > 1:
+            runs = [cross_validate(_seeded(model, seed), data, y, cv=cv)
+                    for seed in range(seeds)]
+        else:
+            runs = [cross_validate(model, data, y, cv=cv)]
+        scores[name] = np.mean([result["test_score"].mean() for result in runs])
+        if len(runs) > 1:
+            spread[name] = [result["test_score"].mean() for result in runs]
+        per_1000[name] = np.mean([result["fit_time"].mean() for result in runs]) / (
+            len(y) * (folds - 1) / folds) * 1000
     best = max(("image", "text", "tabular"), key=scores.get)
     fusions = [m for m in FUSIONS if m in scores]
     early = scores.get("early", float("nan"))
@@ -136,6 +148,16 @@ def run(frame, features, target, folds, cache, e2e, only=None):
           + "".join(f" {scores[m] - scores[best]:+.3f}" for m in fusions)
           + "".join(f" {scores[m] - early:+.3f}" for m in ("neural", "e2e") if m in scores)
           + "".join(f" {per_1000[m]:6.2f}" for m in fusions), flush=True)
+    for name, values in spread.items():
+        print(f"  {name} over {len(values)} seeds: " + " ".join(f"{v:.3f}" for v in values)
+              + f" (min - early {min(values) - early:+.3f}, max - early "
+              f"{max(values) - early:+.3f})", flush=True)
+
+
+def _seeded(model, seed):
+    """``model`` with every ``random_state`` among its parameters set to ``seed``."""
+    return clone(model).set_params(**{key: seed for key in model.get_params()
+                                      if key.split("__")[-1] == "random_state"})
 
 
 def main():
@@ -149,6 +171,9 @@ def main():
     parser.add_argument("--models", default=None,
                         help="only these fusions, comma-separated (the three single "
                              "modalities always run), e.g. early,neural,e2e")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="average the neural and e2e columns over this many seeds "
+                             "(default: 1, unseeded)")
     parser.add_argument("--cache", default=None,
                         help="embedding cache folder kept between runs (default: temporary)")
     args = parser.parse_args()
@@ -177,7 +202,7 @@ def main():
               + "  fit s/1k: "
               + " ".join(fusions))
         for target in args.targets.split(","):
-            run(frame, features, target, args.folds, cache, args.e2e, only)
+            run(frame, features, target, args.folds, cache, args.e2e, only, args.seeds)
 
 
 if __name__ == "__main__":
