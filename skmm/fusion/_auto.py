@@ -183,7 +183,7 @@ class _MultimodalAuto(BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def _modalities(self, kinds, discrete=()):
+    def _modalities(self, kinds, discrete):
         """One ``(name, model, columns)`` per modality, and a joint model on all
         of them (early fusion) when there are several; and the joint model's
         name (None without it). ``discrete``: numeric columns one-hot encoded
@@ -291,11 +291,16 @@ def _one_hot():
                          OneHotEncoder(handle_unknown="ignore"))
 
 
+def _strings(column, text=str):
+    """The cells of a Series as text (None where missing): categories that
+    one-hot encoding takes whatever their type."""
+    return column.map(lambda v: None if is_missing(v) else text(v)).astype(object)
+
+
 def _number_strings(X):
     """Numbers as the text of their float (2011 and 2011.0 alike): the
     categories of a discrete numeric column."""
-    return X.apply(lambda column: column.map(
-        lambda v: None if is_missing(v) else str(float(v)))).astype(object)
+    return X.apply(lambda column: _strings(column, lambda v: str(float(v))))
 
 
 def _tabular_frame(X):
@@ -307,7 +312,7 @@ def _tabular_frame(X):
             X[column] = X[column].astype("int64").where(X[column].notna()) / 1e9
         elif not pd.api.types.is_numeric_dtype(X[column].dtype) or (
                 pd.api.types.is_bool_dtype(X[column].dtype)):
-            X[column] = X[column].map(lambda v: None if is_missing(v) else str(v))
+            X[column] = _strings(X[column])
     return X
 
 
