@@ -104,8 +104,9 @@ def arrays(X, y, device):
 
 
 def make_skmm(device):
-    return NeuralClassifier(hidden_units=(HIDDEN,), lr=LR, max_epochs=EPOCHS, batch_size=BATCH,
-                            early_stopping=False,
+    # the network of make_module (no dropout, no weight decay)
+    return NeuralClassifier(hidden_units=(HIDDEN,), dropout=0.0, weight_decay=0.0, lr=LR,
+                            max_epochs=EPOCHS, batch_size=BATCH, early_stopping=False,
                             random_state=0, device=device,
                             precision="auto" if amp_dtype(device) else "float32")
 

@@ -412,10 +412,12 @@ def test_auto_early_stopping_stops_on_noisy_labels_where_enough_rows_allow_a_hol
     y = (X[:, :3].sum(axis=1) > 0).astype(int)
     noisy = np.where(rng.random(len(y)) < 0.3, 1 - y, y)  # 30% of the labels flipped
     train, test = slice(0, n), slice(n, None)
-    auto = NeuralClassifier(random_state=0).fit(X[train], noisy[train])
+    # a network that can memorise: no dropout, no weight decay
+    free = dict(dropout=0.0, weight_decay=0.0, random_state=0)
+    auto = NeuralClassifier(**free).fit(X[train], noisy[train])
     assert auto.early_stopping_ and len(auto.history_) < auto.max_epochs
     assert "valid_loss" in auto.history_[-1]
-    fixed = NeuralClassifier(early_stopping=False, random_state=0).fit(X[train], noisy[train])
+    fixed = NeuralClassifier(early_stopping=False, **free).fit(X[train], noisy[train])
     assert not fixed.early_stopping_ and len(fixed.history_) == fixed.max_epochs
     # the fixed epochs memorise the flipped labels; stopping early does not
     assert auto.score(X[test], y[test]) > fixed.score(X[test], y[test]) + 0.03
@@ -838,7 +840,8 @@ def test_label_smoothing_keeps_probabilities_off_the_extremes(rng):
     X = rng.normal(size=(200, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
     X[:, 0] *= 20  # separable with a wide margin: plain cross-entropy drives p to 1
-    params = dict(max_epochs=60, lr=0.01, random_state=0, early_stopping=False)
+    params = dict(max_epochs=60, lr=0.01, random_state=0, early_stopping=False, dropout=0.0,
+                  weight_decay=0.0)
     smoothed = NeuralClassifier(**params).fit(X, y)
     assert smoothed.criterion_.label_smoothing == 0.1
     # near the smoothed target of the true class, 1 - 0.1 + 0.1 / 2, not 1
@@ -854,3 +857,33 @@ def test_label_smoothing_keeps_probabilities_off_the_extremes(rng):
     assert isinstance(nll.criterion_, torch.nn.NLLLoss)
     with pytest.raises(ValueError, match="label_smoothing"):
         NeuralClassifier(label_smoothing=1.0).fit(X, y)
+
+
+def test_weight_decay_auto_is_logistic_regressions_penalty_per_row(rng):
+    from skmm import MultimodalNetClassifier
+
+    X = rng.normal(size=(400, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+
+    def decay(net):
+        return net.optimizer_.param_groups[0]["weight_decay"]
+
+    # "auto" is 1 / n: stronger on few rows than on many
+    for estimator, target in ((NeuralClassifier, y), (NeuralRegressor, X[:, 0])):
+        for n in (100, 400):
+            net = estimator(max_epochs=1, random_state=0).fit(X[:n], target[:n])
+            assert net.weight_decay_ == decay(net) == 1 / n
+    # a number is used as given; optimizer__weight_decay takes precedence
+    assert decay(NeuralClassifier(weight_decay=0.0, max_epochs=1).fit(X, y)) == 0.0
+    assert decay(NeuralClassifier(optimizer__weight_decay=0.3, max_epochs=1).fit(X, y)) == 0.3
+    # an optimizer without the option: none from "auto", an error from a number
+    lbfgs = NeuralClassifier(optimizer=torch.optim.LBFGS, max_epochs=1).fit(X, y)
+    assert lbfgs.weight_decay_ == 0.0 and "weight_decay" not in lbfgs.optimizer_.defaults
+    with pytest.raises(ValueError, match="LBFGS has no weight_decay option"):
+        NeuralClassifier(optimizer=torch.optim.LBFGS, weight_decay=0.1).fit(X, y)
+    with pytest.raises(ValueError, match="weight_decay"):
+        NeuralClassifier(weight_decay=-1.0).fit(X, y)
+    # the end-to-end nets keep AdamW's decay
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1]})
+    e2e = MultimodalNetClassifier(tabular=["a", "b"], max_epochs=1, random_state=0).fit(frame, y)
+    assert decay(e2e) == e2e.weight_decay_ == 0.01

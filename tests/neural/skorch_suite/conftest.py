@@ -37,14 +37,15 @@ class SkorchDefaultsClassifier(NeuralClassifier):
         self, module=None, *args, criterion=torch.nn.NLLLoss, optimizer=torch.optim.SGD,
         lr=0.01, max_epochs=10, batch_size=128, iterator_train=DataLoader,
         iterator_valid=DataLoader, train_split=ValidSplit(5, stratified=True),  # noqa: B008 (as skorch)
-        verbose=1, device="cpu", early_stopping=False, label_smoothing=0.0, **kwargs,
+        verbose=1, device="cpu", early_stopping=False, label_smoothing=0.0, weight_decay=0.0,
+        **kwargs,
     ):
         super().__init__(
             module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
             max_epochs=max_epochs, batch_size=batch_size, iterator_train=iterator_train,
             iterator_valid=iterator_valid, train_split=train_split, verbose=verbose,
             device=device, early_stopping=early_stopping, label_smoothing=label_smoothing,
-            **kwargs,
+            weight_decay=weight_decay, **kwargs,
         )
 
 
@@ -55,13 +56,14 @@ class SkorchDefaultsRegressor(NeuralRegressor):
         self, module=None, *args, criterion=torch.nn.MSELoss, optimizer=torch.optim.SGD,
         lr=0.01, max_epochs=10, batch_size=128, iterator_train=DataLoader,
         iterator_valid=DataLoader, train_split=ValidSplit(5), verbose=1, device="cpu",  # noqa: B008
-        scale_target=False, early_stopping=False, **kwargs,
+        scale_target=False, early_stopping=False, weight_decay=0.0, **kwargs,
     ):
         super().__init__(
             module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
             max_epochs=max_epochs, batch_size=batch_size, iterator_train=iterator_train,
             iterator_valid=iterator_valid, train_split=train_split, verbose=verbose,
-            device=device, scale_target=scale_target, early_stopping=early_stopping, **kwargs,
+            device=device, scale_target=scale_target, early_stopping=early_stopping,
+            weight_decay=weight_decay, **kwargs,
         )
 
 
