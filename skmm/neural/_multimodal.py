@@ -524,9 +524,9 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
     once, and the fusion, the head and the tabular tower are trained with
     early stopping; ``freeze=False`` fine-tunes them end to end. With these
     defaults, on the bundled products (``benchmarks/bench_fusion.py --e2e``,
-    5-fold), it beats ``MultimodalFuser`` + ``LogisticRegression`` on five of
-    six targets (by 0.006 to 0.045) and is 0.002 below it on ``season``,
-    which the tabular columns carry, at 0.7 to 1.7 s of fit per 1,000 rows once the
+    5-fold, one run), it beats ``MultimodalFuser`` + ``LogisticRegression`` on
+    all six targets, by 0.003 (``season``, which the tabular columns carry)
+    to 0.043, at 0.6 to 2.0 s of fit per 1,000 rows once the
     embeddings are cached (embedding them the first time costs about 5 s
     per 1,000 photos and 2 s per 1,000 titles on 2 CPU cores). Everything
     learned from the data (vocabulary, scalers, categories, weights) comes
