@@ -64,6 +64,15 @@ _AUTO_MIN_VALID = 20
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
 
 
+def _takes_weight_decay(optimizer):
+    """Whether a torch optimizer class has a ``weight_decay`` option (LBFGS has
+    none; a trimmed net's optimizer is None)."""
+    try:
+        return "weight_decay" in inspect.signature(optimizer).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _valid_callbacks(callbacks):
     if callbacks is None or (isinstance(callbacks, str) and callbacks == "disable"):
         return True
@@ -297,7 +306,9 @@ class _NeuralMixin:
         """
         args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
         decay = self.__dict__.get("weight_decay_")
-        if prefix == "optimizer" and decay and "weight_decay" not in kwargs:
+        if (prefix == "optimizer" and decay is not None and "weight_decay" not in kwargs
+                and _takes_weight_decay(self.optimizer)):
+            # 0 too: AdamW's own default is 0.01
             kwargs["weight_decay"] = decay
         if (
             prefix == "optimizer"
@@ -738,15 +749,14 @@ class _NeuralMixin:
                 return
         self.early_stopping_ = True
 
-    def _settle_weight_decay(self, n_rows):
-        """Resolve ``weight_decay`` for the optimizer of this fit: "auto" is
-        ``1 / n_rows``; an optimizer without a ``weight_decay`` option (LBFGS)
-        gets none from "auto" and an error from a number."""
+    def _settle_weight_decay(self, n_rows, reset):
+        """Resolve ``weight_decay`` at a fresh fit: "auto" is ``1 / n_rows``;
+        an optimizer without a ``weight_decay`` option (LBFGS) gets none from
+        "auto" and an error from a number."""
+        if not (reset or not self.initialized_):
+            return
         decay = self.weight_decay
-        try:
-            accepted = "weight_decay" in inspect.signature(self.optimizer).parameters
-        except (TypeError, ValueError):  # not a callable (a trimmed net has None)
-            accepted = False
+        accepted = _takes_weight_decay(self.optimizer)
         if isinstance(decay, str):
             decay = 1.0 / max(n_rows, 1) if accepted else 0.0
         elif decay and not accepted and self.optimizer is not None:
@@ -885,8 +895,7 @@ class _NeuralMixin:
         seed = self._draw_seed(reset)
         self._split_seed = None if seed is None else seed % (2**31 - 1)
         self._settle_early_stopping(y_split, reset)
-        if reset or not self.initialized_:
-            self._settle_weight_decay(len(dataset))
+        self._settle_weight_decay(len(dataset), reset)
         try:
             with self._device_resolved(), seeded(seed, self.device_):
                 if reset or not self.initialized_:

@@ -260,8 +260,7 @@ class _MultimodalNetMixin:
         self._split_seed = None if seed is None else seed % (2**31 - 1)
         self._fit_seed = seed
         self._settle_early_stopping(y_split, reset)
-        if reset or not self.initialized_:
-            self._settle_weight_decay(len(X))
+        self._settle_weight_decay(len(X), reset)
         dataset = MultimodalDataset(
             self.named_modalities_, encoded if reset else self._encode(X), len(X),
             y_internal, augment=True,

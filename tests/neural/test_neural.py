@@ -875,6 +875,9 @@ def test_weight_decay_auto_is_logistic_regressions_penalty_per_row(rng):
             assert net.weight_decay_ == decay(net) == 1 / n
     # a number is used as given; optimizer__weight_decay takes precedence
     assert decay(NeuralClassifier(weight_decay=0.0, max_epochs=1).fit(X, y)) == 0.0
+    # 0 is 0, not the optimizer's own default (AdamW's is 0.01)
+    assert decay(NeuralClassifier(optimizer=torch.optim.AdamW, weight_decay=0.0,
+                                  max_epochs=1).fit(X, y)) == 0.0
     assert decay(NeuralClassifier(optimizer__weight_decay=0.3, max_epochs=1).fit(X, y)) == 0.3
     # an optimizer without the option: none from "auto", an error from a number
     lbfgs = NeuralClassifier(optimizer=torch.optim.LBFGS, max_epochs=1).fit(X, y)
@@ -887,3 +890,5 @@ def test_weight_decay_auto_is_logistic_regressions_penalty_per_row(rng):
     frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1]})
     e2e = MultimodalNetClassifier(tabular=["a", "b"], max_epochs=1, random_state=0).fit(frame, y)
     assert decay(e2e) == e2e.weight_decay_ == 0.01
+    e2e = MultimodalNetClassifier(tabular=["a", "b"], weight_decay=0.0, max_epochs=1).fit(frame, y)
+    assert decay(e2e) == 0.0
