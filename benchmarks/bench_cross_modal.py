@@ -122,7 +122,7 @@ def main():
 
     search = GridSearchCV(
         embedder(cache, head="cca"),
-        {"pca_components": [16, 32, 64, 128], "n_components": [8, 16, 32, 64]},
+        {"pca_components": [32, 64, 128, 256], "n_components": [16, 32, 64, 128]},
         cv=GroupKFold(3),
     )
     start = time.perf_counter()
@@ -133,7 +133,7 @@ def main():
         search.best_estimator_, test)
 
     search = GridSearchCV(embedder(cache), {"dropout": [0.1, 0.3, 0.5],
-                                            "n_components": [32, 64, 128]}, cv=GroupKFold(3))
+                                            "n_components": [64, 128, 256]}, cv=GroupKFold(3))
     start = time.perf_counter()
     search.fit(train, groups=train["group"])
     fits["infonce tuned"] = time.perf_counter() - start

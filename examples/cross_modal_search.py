@@ -43,7 +43,6 @@ cache = EmbeddingCache(user_cache_path("cross_modal"))
 model = CrossModalEmbedder(
     left=("image", ImageEmbedder()),
     right=("title", TextEmbedder()),
-    n_components=64,
     cache=cache,
     random_state=0,
 )

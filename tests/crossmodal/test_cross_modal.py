@@ -128,6 +128,15 @@ def test_cca_baseline_on_linear_pairs_is_far_above_chance():
     assert held_out_recall(model(head="cca").fit(X[:600]), X[600:], k=5) > 0.6
 
 
+def test_pca_before_cca_keeps_fewer_dimensions_from_fewer_pairs():
+    # "auto": 2 * n_components, at most a quarter of the pairs (and the width)
+    for n_rows, widths in [(600, (16, 12)), (40, (10, 10))]:
+        fitted = model(head="cca").fit(pairs(n_rows))
+        assert tuple(fitted.pca_[side].n_components_ for side in ("left", "right")) == widths
+        assert fitted.cca_.n_components == 8
+    assert model(head="cca", pca_components=14).fit(pairs(40)).pca_["left"].n_components_ == 14
+
+
 def test_identity_head_compares_features_as_they_are():
     rng = np.random.default_rng(0)
     shared = rng.normal(size=(50, 6))
