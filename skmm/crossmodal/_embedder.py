@@ -161,9 +161,9 @@ class CrossModalEmbedder(TransformerMixin, BaseEstimator):
         from overfitting (measured with benchmarks/bench_cross_modal.py's
         photos and titles, from a random start, ``n_components=64``: text
         → image recall@10 0.763 with 0.5 vs 0.711 with 0.1 from 1,200
-        pairs, 0.739 vs 0.732 from 6,838 pairs). With a few narrow feature columns
-        ("passthrough"), lower it (0.1): half of ten features is too little
-        to go on.
+        pairs, 0.739 vs 0.732 from 6,838 pairs). With a few narrow feature
+        columns ("passthrough"), lower it (0.1): half of ten features is too
+        little to go on.
     pca_components : "auto" or int, default="auto"
         Dimensions kept per side before CCA (the "cca" head, the "cca"
         ``init``); "auto" is ``2 * n_components``, but at most a quarter of

@@ -753,7 +753,7 @@ class _NeuralMixin:
         """Resolve ``weight_decay`` at a fresh fit: "auto" is ``1 / n_rows``;
         an optimizer without a ``weight_decay`` option (LBFGS) gets none from
         "auto" and an error from a number."""
-        if not (reset or not self.initialized_):
+        if self.initialized_ and not reset:
             return
         decay = self.weight_decay
         accepted = _takes_weight_decay(self.optimizer)
