@@ -99,6 +99,38 @@ def is_missing(value):
         return False
 
 
+def numbers_of(series, fix):
+    """The cells of a Series as float64, NaN where missing; a cell that is no
+    number raises an error naming it, with ``fix``."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series.dtype):
+        series = series.astype("float64")
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(values) & series.notna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(cell_error(series.name, series.index[i], series.iloc[i], "not a number",
+                                    fix))
+    return values
+
+
+def check_labels(y):
+    """``y``, checked to have a label in every row (pandas' string and
+    categorical labels hold pd.NA or NaN where they have none)."""
+    import pandas as pd
+
+    labels = y.to_numpy(dtype=object) if hasattr(y, "to_numpy") else np.asarray(y, dtype=object)
+    missing = pd.isna(labels) if labels.ndim == 1 else np.zeros(0, dtype=bool)
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise ValueError(
+            f"y has a missing label at row {row} ({plain(labels[row])!r}); drop those rows "
+            f"or give them a label ({int(missing.sum())} of {len(labels)} rows have none)."
+        )
+    return y
+
+
 def empty_cells(frame):
     """Which cells of a DataFrame (or Series) hold no value: missing (None,
     NaN) or a blank string; a boolean array of shape (n_rows, n_columns)."""

@@ -3,6 +3,7 @@ MultimodalClassifier / MultimodalRegressor."""
 
 import numbers
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.model_selection import check_cv
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -18,21 +20,39 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._utils.validation import (
     as_pandas,
+    cell_error,
+    check_labels,
     column_list,
     column_values,
     did_you_mean,
     discrete_numbers,
+    empty_cells,
     frame_input_tags,
-    is_missing,
+    numbers_of,
+    short_repr,
     validate_params,
+    warn,
 )
 from ..text._input import clean_texts
 from ._fuser import MultimodalFuser
-from ._stacking import StackingFusionClassifier, StackingFusionRegressor
+from ._stacking import StackingFusionClassifier, StackingFusionRegressor, _present_rows
 
 KINDS = ("image", "text", "categorical", "numeric", "drop")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 _SAMPLE = 50  # cells looked at per column
+# an ISO 8601 date, with a time (and a time zone) or not: what a CSV holds
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+                       r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
+# names of row ids: "id", "sku_id", "id_user", "order_no", "userid", "productId",
+# pandas' "Unnamed: 0" (the index a CSV was written with)
+_ID_NAME = re.compile(
+    r"(?:^|[_\s.:-])(?:id|uid|guid|uuid|idx|key|sku|no)$|^(?:id|uid|guid|uuid|idx)[_\s.-]"
+    r"|^(?:index|unnamed: ?\d+)$|(?:user|customer|client|order|product|item|session|account"
+    r"|transaction|row|record|member|device|patient|employee|article|invoice)id$",
+    flags=re.IGNORECASE)
+_ID_CAMEL = re.compile(r"[a-z](?:Id|ID|Uid|UID|Key|Sku|SKU|No)$")  # productId
+_ID_VALUE = re.compile(r"[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}"
+                       r"|[0-9a-fA-F]{24}")  # a UUID, a 12-byte object id
 
 
 def infer_column_kinds(X):
@@ -42,9 +62,11 @@ def infer_column_kinds(X):
       exist), encoded image bytes, PIL images or arrays;
     - "text": free text, strings that are long or mostly unique;
     - "categorical": short strings with repeats, booleans, pandas categories;
-    - "numeric": numbers and dates (as timestamps);
-    - "drop": columns with no value, and integer ids (one distinct value per
-      row).
+    - "numeric": numbers, dates and durations (as seconds), ISO 8601 date
+      strings ("2024-05-01", "2024-05-01T12:30:00+02:00") included;
+    - "drop": columns with no value (missing or blank cells), and row ids:
+      one distinct value per row, named as an id ("id", "sku_id",
+      "productId") or, for integers, numbering the rows.
 
     Parameters
     ----------
@@ -67,33 +89,73 @@ def infer_column_kinds(X):
     X = as_pandas(X)
     if not hasattr(X, "columns"):
         raise TypeError(f"expected a pandas or polars DataFrame, got {type(X).__name__}")
+    repeated = X.columns[X.columns.duplicated()]
+    if len(repeated):
+        raise ValueError(f"X has the column {repeated[0]!r} more than once; give each "
+                         "column a name of its own")
     return {column: _kind(X[column]) for column in X.columns}
 
 
 def _kind(series):
-    present = series[~series.map(is_missing).to_numpy(dtype=bool)]
+    present = series[~empty_cells(series)[:, 0]]
     if len(present) == 0:
         return "drop"
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
         return "categorical"
-    if pd.api.types.is_datetime64_any_dtype(dtype):
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
         return "numeric"
     if pd.api.types.is_numeric_dtype(dtype):
-        if pd.api.types.is_integer_dtype(dtype) and len(series) > 20 and (
-                series.nunique() == len(series)):
+        if pd.api.types.is_integer_dtype(dtype) and _is_id(series, present):
             return "drop"  # an id: one distinct value per row, nothing to learn
         return "numeric"
     sample = present.iloc[:: max(1, len(present) // _SAMPLE)][:_SAMPLE]
     if sample.map(_is_image_cell).mean() > 0.5:
         return "image"
+    _warn_of_lost_paths(series.name, sample)
+    if sample.map(lambda v: isinstance(v, str) and bool(_ISO_DATE.fullmatch(v.strip()))).all(
+            ) and _dates(present).notna().all():
+        return "numeric"  # dates: seconds
     strings = sample.map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes)
                          else str(v))
     words = strings.str.split().str.len().mean()
+    if words < 3 and _is_id(series, present):
+        return "drop"
     unique = present.astype(str).nunique() / len(present)
     if words >= 3 or (unique > 0.5 and strings.str.len().mean() > 20):
         return "text"
     return "categorical"
+
+
+def _is_id(series, present):
+    """Whether a column of integers or single words is a row id: one distinct
+    value per row, and named as an id ("id", "sku_id", "productId"), or
+    UUIDs, or integers numbering the rows (consecutive). A quantity whose
+    values all differ (an area, a timestamp) is not one."""
+    if len(series) <= 20 or len(present) < len(series) or (
+            present.astype(str).nunique() < len(series)):
+        return False
+    name = str(series.name).strip()
+    if _ID_NAME.search(name) or _ID_CAMEL.search(name):
+        return True
+    if pd.api.types.is_integer_dtype(series.dtype):
+        values = present.to_numpy(dtype=np.int64)
+        return int(values.max()) - int(values.min()) + 1 == len(values)
+    return bool(present.map(lambda v: isinstance(v, str)
+                            and bool(_ID_VALUE.fullmatch(v.strip()))).all())
+
+
+def _warn_of_lost_paths(column, sample):
+    """Warn when most of a column's cells are image paths that are no file: the
+    column cannot be typed as images, most likely for a wrong folder."""
+    paths = sample[sample.map(_has_image_extension)]
+    lost = paths[~paths.map(_is_image_cell).astype(bool)]
+    if len(lost) > len(sample) / 2:
+        warn(f"column {column!r} holds paths with an image extension, but {len(lost)} of "
+             f"{len(sample)} sampled cells are no file (first: {short_repr(lost.iloc[0])}, "
+             f"looked up from the folder {os.getcwd()!r}), so it is not typed as an image "
+             "column. Make the paths absolute or relative to that folder, or set its kind "
+             f"(columns={{{column!r}: 'image'}} names each missing file).")
 
 
 def _is_image_cell(value):
@@ -105,12 +167,15 @@ def _is_image_cell(value):
         head = bytes(value[:12])
         return head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")) or (
             head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-    if isinstance(value, (str, os.PathLike)):
+    if _has_image_extension(value):
         text = os.fspath(value).strip()
-        if not text.lower().split("?")[0].endswith(IMAGE_EXTENSIONS):
-            return False
         return text.startswith(("http://", "https://")) or os.path.isfile(text)
     return False
+
+
+def _has_image_extension(value):
+    return isinstance(value, (str, os.PathLike)) and (
+        os.fspath(value).strip().lower().split("?")[0].endswith(IMAGE_EXTENSIONS))
 
 
 class _MultimodalAuto(BaseEstimator):
@@ -131,7 +196,7 @@ class _MultimodalAuto(BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Type X's columns, build one model per modality and stack them.
 
         Parameters
@@ -141,6 +206,8 @@ class _MultimodalAuto(BaseEstimator):
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
             Passed to the final estimator.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group-aware ``cv`` such as ``GroupKFold``.
 
         Returns
         -------
@@ -148,21 +215,23 @@ class _MultimodalAuto(BaseEstimator):
             The fitted estimator.
         """
         validate_params(self)
-        X, y = as_pandas(X), as_pandas(y)
-        kinds = infer_column_kinds(X)
-        for column, kind in (self.columns or {}).items():
-            if column not in kinds:
+        X, y = _named_columns(as_pandas(X)), as_pandas(y)
+        overrides = self.columns or {}
+        for column, kind in overrides.items():
+            if column not in X.columns:
                 raise KeyError(
                     f"columns has the key {column!r}, which is not a column of X (its "
-                    f"columns: {list(kinds)[:20]})." + did_you_mean(column, list(kinds))
+                    f"columns: {list(X.columns)[:20]})." + did_you_mean(column, X.columns)
                 )
             if kind not in KINDS:
                 raise ValueError(
                     f"columns[{column!r}] must be one of {KINDS}, got {kind!r}"
                     + did_you_mean(str(kind), KINDS)
                 )
-            kinds[column] = kind
+        inferred = infer_column_kinds(X.drop(columns=list(overrides)))
+        kinds = {column: overrides.get(column) or inferred[column] for column in X.columns}
         self.column_kinds_ = kinds
+        self._leave_out_sparse_columns(X, y, groups)
         # numbers of a few whole values (a year) are also one-hot encoded
         discrete = [column for column, kind in kinds.items()
                     if kind == "numeric" and discrete_numbers(X[column])]
@@ -178,10 +247,28 @@ class _MultimodalAuto(BaseEstimator):
         self.stack_ = self._stack(
             estimators, cv=self.cv, cache=self.cache, n_jobs=self.n_jobs,
             verbose=self.verbose,
-        ).fit(X, y, sample_weight=sample_weight)
+        ).fit(X, y, sample_weight=sample_weight, groups=groups)
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
+
+    def _leave_out_sparse_columns(self, X, y, groups):
+        """Type "drop" the photo and text columns too empty to learn from: with
+        fewer rows than folds, or (for a classifier) rows of one class."""
+        y = check_labels(np.asarray(y).ravel())
+        classifier = isinstance(self, ClassifierMixin)
+        n_splits = _n_splits(self.cv, X, y, groups, classifier)
+        for column, kind in self.column_kinds_.items():
+            if kind not in ("image", "text"):
+                continue
+            present = _present_rows(X[[column]])
+            if present.sum() < n_splits or (classifier and len(set(y[present])) < 2):
+                what = (f"only {int(present.sum())} rows have a value, fewer than the "
+                        f"{n_splits} folds" if present.sum() < n_splits
+                        else "the rows that have a value are all of one class")
+                warn(f"{type(self).__name__}: column {column!r}: {what}; the column is "
+                     "left out (typed 'drop'). Set columns={...: 'drop'} to silence this.")
+                self.column_kinds_[column] = "drop"
 
     def _modalities(self, kinds, discrete):
         """One ``(name, model, columns)`` per modality, and a joint model on all
@@ -191,9 +278,13 @@ class _MultimodalAuto(BaseEstimator):
         from ..image import ImageEmbedder
 
         encoders = {}  # modality -> (its encoder, its columns, its encoder in the joint model)
+        # a modality is named after its column, unless that is no modality name
+        reserved = {*self._stack([]).get_params(deep=False),
+                    *MultimodalFuser([]).get_params(deep=False)}
+        taken = reserved | set(kinds)
         for column, kind in kinds.items():
             if kind == "image":
-                encoders[column] = (
+                encoders[_free_name(column, taken - {column} | reserved | set(encoders))] = (
                     make_pipeline(ImageEmbedder(), StandardScaler()), column,
                     # in the joint model a row may lack its photo: zeros and a flag
                     make_pipeline(ImageEmbedder(on_error="zero", missing_indicator=True),
@@ -202,12 +293,14 @@ class _MultimodalAuto(BaseEstimator):
                 # cells cleaned as TextEmbedder cleans them (missing ones empty)
                 text = make_pipeline(FunctionTransformer(_clean_texts),
                                      TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))
-                encoders[column] = (text, column, text)
+                encoders[_free_name(column, taken - {column} | reserved | set(encoders))] = (
+                    text, column, text)
         tabular = [c for c, kind in kinds.items() if kind in ("categorical", "numeric")]
         if tabular:
-            encode = make_pipeline(FunctionTransformer(_tabular_frame), ColumnTransformer(
-                [("categorical", _one_hot(),
-                  [c for c in tabular if kinds[c] == "categorical"]),
+            categorical = [c for c in tabular if kinds[c] == "categorical"]
+            encode = make_pipeline(FunctionTransformer(
+                _tabular_frame, kw_args={"categorical": categorical}), ColumnTransformer(
+                [("categorical", _one_hot(), categorical),
                  ("numeric", make_pipeline(SimpleImputer(add_indicator=True),
                                            StandardScaler()),
                   [c for c in tabular if kinds[c] == "numeric"]),
@@ -216,7 +309,7 @@ class _MultimodalAuto(BaseEstimator):
                      _one_hot()), list(discrete))],
                 sparse_threshold=0.0,
             ))
-            encoders[_free_name("tabular", kinds)] = (encode, tabular, encode)
+            encoders[_free_name("tabular", taken | set(encoders))] = (encode, tabular, encode)
         estimators = [(name, make_pipeline(clone(encoder), self._linear()), columns)
                       for name, (encoder, columns, _) in encoders.items()]
         if len(encoders) < 2:
@@ -224,7 +317,7 @@ class _MultimodalAuto(BaseEstimator):
         fuser = MultimodalFuser([(name, clone(joint), columns)
                                  for name, (_, columns, joint) in encoders.items()])
         every = [c for _, columns, _ in encoders.values() for c in column_list(columns)]
-        joint = _free_name("joint", kinds)
+        joint = _free_name("joint", taken | set(encoders))
         return estimators + [(joint, make_pipeline(fuser, self._linear()), every)], joint
 
     def predict(self, X):
@@ -239,7 +332,7 @@ class _MultimodalAuto(BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        return self.stack_.predict(X)
+        return self.stack_.predict(_named_columns(as_pandas(X)))
 
     @property
     def summary_(self):
@@ -274,9 +367,37 @@ class _MultimodalAuto(BaseEstimator):
         return frame_input_tags(super().__sklearn_tags__())
 
 
-def _free_name(name, kinds):
-    """``name``, or ``name_model`` when a column already has that name."""
-    return name if name not in kinds else f"{name}_model"
+def _free_name(name, taken):
+    """``name`` as a modality name (no '__', which separates nested
+    parameters), with ``_model`` (then a number) added while it is ``taken``."""
+    number = 0
+    while True:
+        suffix = "" if number == 0 else "_model" if number == 1 else f"_model_{number}"
+        candidate = re.sub("_{2,}", "_", f"{name}{suffix}") or "column"
+        if candidate not in taken:
+            return candidate
+        number += 1
+
+
+def _n_splits(cv, X, y, groups, classifier):
+    """The number of folds of ``cv`` on these rows, without consuming it (2
+    for a generator, which cannot tell)."""
+    if cv is not None and not isinstance(cv, numbers.Integral) and not hasattr(cv, "split"):
+        return len(cv) if hasattr(cv, "__len__") else 2  # (train, test) pairs
+    return check_cv(cv, y, classifier=classifier).get_n_splits(X, y, groups)
+
+
+def _named_columns(X):
+    """``X``, checked to select columns by name: scikit-learn takes an integer
+    column name for a position."""
+    if hasattr(X, "columns") and not all(isinstance(c, str) for c in X.columns):
+        odd = [c for c in X.columns if not isinstance(c, str)][:5]
+        raise TypeError(
+            f"the one-line estimators select columns by name and need string column "
+            f"names; X has {odd} ({type(odd[0]).__name__}). Rename them, e.g. "
+            "X.columns = X.columns.astype(str)"
+        )
+    return X
 
 
 def _clean_texts(column):
@@ -292,9 +413,20 @@ def _one_hot():
 
 
 def _strings(column, text=str):
-    """The cells of a Series as text (None where missing): categories that
-    one-hot encoding takes whatever their type."""
-    return column.map(lambda v: None if is_missing(v) else text(v)).astype(object)
+    """The cells of a Series as text (None where missing or blank): categories
+    that one-hot encoding takes whatever their type."""
+    empty = empty_cells(column)[:, 0]
+    return pd.Series([None if gone else text(v) for v, gone in zip(column, empty, strict=True)],
+                     index=column.index, dtype=object)
+
+
+def _category(value):
+    """A category's text, the same for a value in any dtype (3, 3.0, "3")."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _number_strings(X):
@@ -303,17 +435,46 @@ def _number_strings(X):
     return X.apply(lambda column: _strings(column, lambda v: str(float(v))))
 
 
-def _tabular_frame(X):
-    """Categorical columns as strings (one-hot encodes any value), dates as
-    seconds: what the tabular encoder expects."""
-    X = X.copy()
-    for column in X.columns:
-        if pd.api.types.is_datetime64_any_dtype(X[column].dtype):
-            X[column] = X[column].astype("int64").where(X[column].notna()) / 1e9
-        elif not pd.api.types.is_numeric_dtype(X[column].dtype) or (
-                pd.api.types.is_bool_dtype(X[column].dtype)):
-            X[column] = _strings(X[column])
-    return X
+def _tabular_frame(X, categorical=()):
+    """What the tabular encoder expects, by the kinds fit chose rather than the
+    dtypes a column has now: the ``categorical`` columns as text, the others
+    as numbers (dates and durations as seconds)."""
+    return pd.DataFrame({column: _strings(X[column], _category) if column in categorical
+                         else _seconds_or_numbers(X[column]) for column in X.columns},
+                        index=X.index)
+
+
+def _seconds_or_numbers(column):
+    """A numeric column's values as floats: dates as seconds since 1970 (UTC
+    for a date with a time zone), durations as seconds, numbers and ISO 8601
+    dates written as text parsed."""
+    second = pd.Timedelta(seconds=1)
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        if getattr(column.dt, "tz", None) is not None:
+            column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+        # in the column's own unit: "9999-12-31" is out of nanoseconds' range
+        return (column - pd.Timestamp(0).as_unit(column.dt.unit)) / second
+    if pd.api.types.is_timedelta64_dtype(column.dtype):
+        return column / second
+    fix = (f"fix the cell, or pass columns={{{column.name!r}: 'categorical'}} to encode the "
+           "column as categories")
+    if not pd.api.types.is_numeric_dtype(column.dtype):
+        given = column.astype(object).where(~empty_cells(column)[:, 0])
+        text = given.dropna().astype(str).str.strip()
+        if text.str.fullmatch(_ISO_DATE).any():  # dates, a bad one named below
+            dates = _dates(given)
+            bad = np.flatnonzero(dates.isna().to_numpy() & given.notna().to_numpy())
+            if len(bad):
+                raise ValueError(cell_error(column.name, column.index[bad[0]],
+                                            given.iloc[bad[0]], "not a date", fix))
+            return _seconds_or_numbers(dates)
+        column = given
+    return pd.Series(numbers_of(column, fix), index=column.index)
+
+
+def _dates(column):
+    """ISO 8601 dates written as text, in UTC (NaT where a cell is none)."""
+    return pd.to_datetime(column.astype(object), format="ISO8601", utc=True, errors="coerce")
 
 
 class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):
@@ -411,7 +572,7 @@ class MultimodalClassifier(ClassifierMixin, _MultimodalAuto):
         proba : ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
-        return self.stack_.predict_proba(X)
+        return self.stack_.predict_proba(_named_columns(as_pandas(X)))
 
 
 class MultimodalRegressor(RegressorMixin, _MultimodalAuto):

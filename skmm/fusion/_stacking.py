@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from .._utils.validation import (
     as_pandas,
     check_frame_columns,
+    check_labels,
     check_named_triples,
     column_list,
     empty_cells,
@@ -72,7 +73,7 @@ class _StackingFusion(_BaseComposition):
 
     # -- fit -----------------------------------------------------------------
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Fit each modality's estimator, then the final estimator on their
         out-of-fold predictions.
 
@@ -83,6 +84,10 @@ class _StackingFusion(_BaseComposition):
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
             Passed to the final estimator's ``fit``.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group-aware ``cv`` (``GroupKFold``), so that
+            rows of one group (photos of one product) never predict each
+            other out of fold.
 
         Returns
         -------
@@ -92,8 +97,13 @@ class _StackingFusion(_BaseComposition):
         validate_params(self)
         X, y = as_pandas(X), as_pandas(y)
         specs = self._specs(X)
-        y = self._check_y(column_or_1d(y, warn=True))
+        y = self._check_y(check_labels(column_or_1d(y, warn=True)))
         cv = check_cv(self.cv, y, classifier=is_classifier(self))
+        if groups is not None:
+            groups = column_or_1d(as_pandas(groups))
+            if len(groups) != len(y):
+                raise ValueError(f"groups has {len(groups)} rows, X and y {len(y)}")
+        n_splits = cv.get_n_splits(X, y, groups)
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.estimators_, self.present_share_, self.oof_scores_ = {}, {}, {}
@@ -102,17 +112,19 @@ class _StackingFusion(_BaseComposition):
         for name, estimator, columns in specs:
             with naming_modality(name, columns):
                 present = _present_rows(X[columns])
-                if present.sum() < cv.get_n_splits():
+                if present.sum() < n_splits:
                     raise ValueError(
                         f"only {int(present.sum())} rows have a value, fewer than the "
-                        f"{cv.get_n_splits()} folds of cv; drop the modality or lower cv"
+                        f"{n_splits} folds of cv; drop the modality or lower cv"
                     )
                 rows, labels = X.loc[present, columns], y[present]
                 self.present_share_[name] = float(present.mean())
                 method = self._stack_method(estimator)
                 start = time.perf_counter()
-                scores = cross_val_predict(with_cache(estimator, self.cache), rows, labels, cv=cv,
-                                           method=method, n_jobs=self.n_jobs)
+                scores = cross_val_predict(
+                    with_cache(estimator, self.cache), rows, labels, method=method,
+                    groups=None if groups is None else groups[present],
+                    cv=_on_rows(cv, self.cv, present), n_jobs=self.n_jobs)
                 self.oof_scores_[name] = float(self._oof_score(labels, scores))
                 if self.verbose:
                     print(f"[{type(self).__name__}] {name}: out-of-fold predictions of "
@@ -240,6 +252,23 @@ class _StackingFusion(_BaseComposition):
         """The input columns of each modality (for :func:`~skmm.modality_importance`)."""
         return {name: columns for name, estimator, columns in self.estimators
                 if not (isinstance(estimator, str) and estimator == "drop")}
+
+
+def _on_rows(cv, given, present):
+    """``cv`` for the ``present`` rows only: the splits of a list of ``(train,
+    test)`` indices into the whole table renumbered, a fold with no present
+    row left out (a splitter splits the rows it gets)."""
+    if (present.all() or given is None or isinstance(given, numbers.Integral)
+            or hasattr(given, "split")):
+        return cv
+    position = np.cumsum(present) - 1
+    splits = []
+    for train, test in cv.split():
+        train, test = np.asarray(train), np.asarray(test)
+        test = position[test[present[test]]]
+        if len(test):
+            splits.append((position[train[present[train]]], test))
+    return splits
 
 
 def _present_rows(frame):

@@ -456,7 +456,9 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         from ..cache import cached_embed, content_key
 
         values, column, rows = column_values(X)
-        fix = "pass on_error='zero' to embed such rows as zeros"
+        fix = ("pass on_error='zero' to embed such rows as zeros, or, for a model that "
+               "takes missing photos (MultimodalClassifier, StackingFusionClassifier), "
+               "make the cell None")
         if self.on_error == "raise":
             _check_cells_fast(values, column, rows, fix)
         failed_values = []

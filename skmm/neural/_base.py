@@ -41,6 +41,7 @@ from skorch.utils import data_from_dataset, is_dataset, to_numpy, to_tensor
 
 from .._utils.device import autocast_dtype, resolve_device, seeded
 from .._utils.validation import (
+    check_labels,
     did_you_mean,
     is_modality_dict,
     plain,
@@ -1120,17 +1121,7 @@ class _ClassifierMixin:
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None.")
         if isinstance(y, (pd.Series, np.ndarray, list, tuple)):
-            # before check_array, whose errors depend on the dtype (pandas' string
-            # and categorical labels hold pd.NA or NaN)
-            labels = y.to_numpy(dtype=object) if isinstance(y, pd.Series) else np.asarray(
-                y, dtype=object)
-            missing = pd.isna(labels) if labels.ndim == 1 else np.zeros(0, dtype=bool)
-            if missing.any():
-                row = int(np.argmax(missing))
-                raise ValueError(
-                    f"y has a missing label at row {row} ({plain(labels[row])!r}); "
-                    "drop those rows or give them a label."
-                )
+            check_labels(y)  # before check_array, whose errors depend on the dtype
         y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
         y = column_or_1d(y, warn=True)
         check_consistent_length(np.empty(n_rows), y)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._utils.validation import cell_error, check_frame_columns, column_list, warn
+from .._utils.validation import cell_error, check_frame_columns, column_list, numbers_of, warn
 
 MISSING_CODE = 0
 UNKNOWN_CODE = 1
@@ -164,27 +164,13 @@ class TabularPreprocessor:
     def _numeric_values(self, X):
         out = np.empty((len(X), len(self.numeric_columns_)), dtype=np.float64)
         for j, column in enumerate(self.numeric_columns_):
-            series = X[column]
-            if pd.api.types.is_bool_dtype(series.dtype):
-                series = series.astype("float64")
-            numbers_ = pd.to_numeric(series, errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-            bad = np.isnan(numbers_) & series.notna().to_numpy()
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise ValueError(
-                    cell_error(
-                        column, X.index[i], series.iloc[i], "not a number",
-                        "fix the value, or list the column as categorical",
-                    )
-                )
+            numbers_ = numbers_of(X[column], "fix the value, or list the column as categorical")
             infinite = np.isinf(numbers_)
             if infinite.any():
                 i = int(np.flatnonzero(infinite)[0])
                 raise ValueError(
                     cell_error(
-                        column, X.index[i], series.iloc[i], "infinite value",
+                        column, X.index[i], X[column].iloc[i], "infinite value",
                         "replace it with a finite number or NaN (missing)",
                     )
                 )

@@ -48,16 +48,33 @@ def test_awkward_columns_are_typed(tmp_path):
         "text_bytes": [b"a long description of the product"] * n,
         "pil": [Image.new("RGB", (2, 2))] * n,
         "path": [str(photo)] * n,
-        "gone": ["missing/photo.jpg"] * n,             # no such file: not an image
+        "gone": ["missing/photo.jpg"] * (n - 10) + [str(photo)] * 10,  # mostly no file
         "url": ["https://example.com/a.jpg?x=1"] * n,
         "when": pd.date_range("2024-01-01", periods=n),
         "notes": [f"free text number {i} about it" for i in range(n)],
+        "row": np.arange(n)[::-1],                     # numbers the rows: an id
+        "sku_id": [f"SK{i:05d}" for i in range(n)],    # named as an id
+        "productId": np.arange(n) * 7 + 3,
+        "sqft": np.arange(n) * 37 + 500,                # all distinct, but a quantity
+        "code_text": [f"SK{i:05d}" for i in range(n)],  # unique codes, not named as ids
+        "Unnamed: 0": np.random.default_rng(0).permutation(3 * n)[:n],  # a CSV's index
+        "userid": [f"u{i}" for i in range(n)],
+        "ref": [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(n)],  # UUIDs
+        "heat_index": np.arange(n) * 3 + 70,
+        "part": [f"{1000 + i % 7:04d}-12-34" for i in range(n)],  # no date, no id
+        "day_tz": [f"2024-05-{1 + i % 28:02d}+02" for i in range(n)],  # no ISO date
     })
-    assert infer_column_kinds(X) == {
+    with pytest.warns(UserWarning, match=r"column 'gone' holds paths with an image extension.*"
+                      r"30 of 40 sampled cells are no file.*'missing/photo.jpg'"):
+        kinds = infer_column_kinds(X)
+    assert kinds == {
         "id": "drop", "zip": "numeric", "size": "categorical", "flag": "categorical",
         "code": "categorical", "empty": "drop", "nan": "drop", "png_bytes": "image",
         "text_bytes": "text", "pil": "image", "path": "image", "gone": "categorical",
-        "url": "image", "when": "numeric", "notes": "text",
+        "url": "image", "when": "numeric", "notes": "text", "row": "drop",
+        "sku_id": "drop", "productId": "drop", "sqft": "numeric", "code_text": "categorical",
+        "Unnamed: 0": "drop", "userid": "drop", "ref": "drop", "heat_index": "numeric",
+        "part": "categorical", "day_tz": "categorical",
     }
 
 
@@ -204,3 +221,99 @@ def test_which_numeric_columns_are_discrete(values, discrete):
     from skmm._utils.validation import discrete_numbers
 
     assert discrete_numbers(pd.Series(values)) is discrete
+
+
+def test_dates_are_seconds_whatever_their_unit_or_form():
+    # pandas gives dates in s, ms, us or ns depending on their source; ISO
+    # strings (a CSV read without parse_dates) and durations are numbers too
+    n = 40
+    when = pd.Series(pd.date_range("2021-01-01", periods=n, freq="D"))
+    X = pd.DataFrame({"when": when.astype("datetime64[us]"),
+                      "iso": when.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+                      "day": when.dt.strftime("%Y-%m-%d"),
+                      "took": pd.to_timedelta(np.arange(n), unit="h")})
+    assert infer_column_kinds(X) == {"when": "numeric", "iso": "numeric", "day": "numeric",
+                                     "took": "numeric"}
+    y = np.arange(n, dtype=float)
+    reg = MultimodalRegressor(cache=None).fit(X, y)
+    expected = reg.predict(X)
+    assert reg.score(X, y) > 0.99
+    for unit in ("s", "ms", "ns"):
+        moved = X.assign(when=X["when"].astype(f"datetime64[{unit}]"),
+                         took=X["took"].astype(f"timedelta64[{unit}]"))
+        np.testing.assert_allclose(reg.predict(moved), expected)
+    aware = X.assign(when=X["when"].dt.tz_localize("UTC").dt.tz_convert("Europe/Paris"))
+    np.testing.assert_allclose(reg.predict(aware), expected)
+    with pytest.raises(ValueError, match=r"column 'day', row 3: not a date \(value 'soon'\)"):
+        reg.predict(X.assign(day=X["day"].where(X.index != 3, "soon")))
+    with pytest.raises(ValueError, match=r"column 'day', row 5: not a date.*'2021-02-30'"):
+        reg.predict(X.assign(day=X["day"].where(X.index != 5, "2021-02-30")))
+    # a "valid until" far beyond 2262, where nanoseconds end
+    far = X.assign(day=X["day"].where(X.index % 3 > 0, "9999-12-31"),
+                   when=X["when"].where(X.index % 4 > 0, pd.Timestamp("9999-12-31")))
+    assert np.isfinite(MultimodalRegressor(cache=None).fit(far, y).predict(far)).all()
+
+
+def test_a_column_is_encoded_by_its_fitted_kind_not_its_dtype_at_predict():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"size": pd.Categorical(rng.choice([1, 2, 3], 120)),
+                      "zip_code": rng.choice([10001, 94105, 60601], 120),
+                      "z": rng.normal(size=120)})
+    y = ((X["size"].astype(int) == 2) & (X["zip_code"] == 60601)).astype(int).to_numpy()
+    clf = MultimodalClassifier(cache=None, columns={"zip_code": "categorical"}).fit(X, y)
+    assert clf.column_kinds_["zip_code"] == "categorical" and clf.score(X, y) > 0.95
+    # the same values in another dtype: the same categories
+    plain = X.assign(size=X["size"].astype(int), zip_code=X["zip_code"].astype(float))
+    np.testing.assert_array_equal(clf.predict(plain), clf.predict(X))
+
+
+def test_nullable_strings_and_blank_cells_are_missing():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 60)
+    X = pd.DataFrame({"grade": pd.array(np.where(np.arange(60) % 7 == 0, None,
+                                                 np.array(["u", "v"])[y]), dtype="string"),
+                      "note": [""] * 60,
+                      "title": [f"a {'red' if label else 'blue'} cotton shirt" if i % 5 == 2
+                                else ["", "  "][i % 2] for i, label in enumerate(y)],
+                      "z": rng.normal(size=60)})
+    clf = MultimodalClassifier(cache=None, cv=3).fit(X, y)
+    assert clf.column_kinds_ == {"grade": "categorical", "note": "drop", "title": "text",
+                                 "z": "numeric"}
+    assert clf.stack_.present_share_["title"] == pytest.approx(12 / 60)
+    assert clf.score(X, y) > 0.9
+
+
+def test_awkward_column_names_fail_clearly_or_just_work():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 60)
+    title = [f"a {'red' if label else 'blue'} shirt number {i}" for i, label in enumerate(y)]
+    # column names that are also parameter names, or hold '__', are no modality names
+    X = pd.DataFrame({"cache": title, "product__title": title, "tabular": rng.normal(size=60),
+                      "tabular_model": title})
+    clf = MultimodalClassifier(cache=None, cv=3).fit(X, y)
+    assert set(clf.summary_["modality"]) == set(clf.stack_.estimators_) - {clf.joint_model_}
+    assert clf.summary_["modality"].notna().all()
+    # names of the parameters of the models it builds, too
+    fuser_names = pd.DataFrame({"transformers": title, "output": rng.normal(size=60)})
+    assert MultimodalClassifier(cache=None, cv=3).fit(fuser_names, y).score(fuser_names, y) > 0.9
+    with pytest.raises(ValueError, match="column 'a' more than once"):
+        MultimodalClassifier(cache=None).fit(pd.DataFrame([[1.0, 2.0]] * 60, columns=["a", "a"]),
+                                             y)
+    # integer names would select columns by position: refused, with the fix
+    with pytest.raises(TypeError, match=r"string column names.*astype\(str\)"):
+        MultimodalClassifier(cache=None).fit(pd.DataFrame({1: rng.normal(size=60),
+                                                           0: rng.normal(size=60)}), y)
+
+
+def test_a_modality_too_sparse_to_learn_from_is_left_out_with_a_warning():
+    X, y = _frame(150, seed=5)
+    X["review"] = None
+    X.loc[:2, "review"] = "a long review of the product by a customer"
+    with pytest.warns(UserWarning, match=r"column 'review': only 3 rows have a value.*left out"):
+        clf = MultimodalClassifier(cache=None).fit(X, y)
+    assert clf.column_kinds_["review"] == "drop"
+    # labels must all be given
+    labels = np.array(["a", "b", "c"], dtype=object)[y]
+    labels[[4, 9]] = None
+    with pytest.raises(ValueError, match=r"missing label at row 4 \(None\).*2 of 150 rows"):
+        MultimodalClassifier(cache=None).fit(X, labels)

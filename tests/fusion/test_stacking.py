@@ -10,13 +10,21 @@ from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    KFold,
+    LeaveOneGroupOut,
+    StratifiedKFold,
+    cross_val_predict,
+)
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 
 from skmm import (
     EmbeddingCache,
     ImageEmbedder,
+    MultimodalClassifier,
     StackingFusionClassifier,
     StackingFusionRegressor,
     modality_importance,
@@ -198,3 +206,37 @@ def test_a_margin_of_two_classes_goes_to_their_columns_only():
     np.testing.assert_allclose(block[:, 1], margin)
     np.testing.assert_allclose(block[:, 0], -margin)
     assert (block[:, 2] == 0).all()  # class 2 was never in b's rows: neutral
+
+
+def test_groups_keep_a_group_out_of_its_own_out_of_fold_predictions():
+    # each product appears three times: predicted out of fold by its own
+    # copies, a 1-NN looks perfect; with its group held out, it is a coin toss
+    rng = np.random.default_rng(0)
+    product = np.repeat(np.arange(60), 3)
+    X = pd.DataFrame({"a": rng.normal(size=60)[product], "b": rng.normal(size=60)[product]})
+    y = rng.integers(0, 2, 60)[product]
+    stack = StackingFusionClassifier([("ab", KNeighborsClassifier(1), ["a", "b"])],
+                                     cv=GroupKFold(3))
+    with pytest.raises(ValueError, match="groups"):
+        clone(stack).fit(X, y)
+    shuffled = KFold(3, shuffle=True, random_state=0)
+    assert clone(stack).set_params(cv=shuffled).fit(X, y).oof_scores_["ab"] > 0.85
+    assert clone(stack).fit(X, y, groups=product).oof_scores_["ab"] < 0.7
+    # splits given as indices into the whole table, rows missing a modality
+    X.loc[::7, "a"] = X.loc[::7, "b"] = np.nan
+    splits = list(GroupKFold(3).split(X, y, product))
+    grouped = StackingFusionClassifier([("ab", KNeighborsClassifier(1), ["a", "b"])],
+                                       cv=splits).fit(X, y)
+    assert grouped.oof_scores_["ab"] < 0.7 and grouped.present_share_["ab"] < 1
+    # as lists, with a fold that has no row of the modality
+    splits = [(list(train), list(test)) for train, test in splits] + [([0, 1, 2], [7, 14])]
+    splits[0] = (np.setdiff1d(splits[0][0], [7, 14]), splits[0][1])
+    splits[1] = (np.setdiff1d(splits[1][0], [7, 14]), splits[1][1])
+    splits[2] = (splits[2][0], np.setdiff1d(splits[2][1], [7, 14]))
+    StackingFusionClassifier([("ab", KNeighborsClassifier(1), ["a", "b"])], cv=splits).fit(X, y)
+    # the one-line estimator takes them too, and a splitter that needs them to count folds
+    MultimodalClassifier(cache=None, cv=GroupKFold(3)).fit(X, y, groups=product)
+    MultimodalClassifier(cache=None, cv=LeaveOneGroupOut()).fit(X[:30], y[:30],
+                                                                groups=product[:30])
+    # cv=None is the default 5 folds, rows missing a modality or not
+    StackingFusionClassifier([("ab", KNeighborsClassifier(1), ["a", "b"])], cv=None).fit(X, y)
