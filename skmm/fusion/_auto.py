@@ -230,8 +230,7 @@ class _MultimodalAuto(BaseEstimator):
                 )
         inferred = infer_column_kinds(X.drop(columns=list(overrides)))
         kinds = {column: overrides.get(column) or inferred[column] for column in X.columns}
-        self.column_kinds_ = kinds
-        self._leave_out_sparse_columns(X, y, groups)
+        self.column_kinds_ = kinds = self._without_sparse_columns(kinds, X, y, groups)
         # numbers of a few whole values (a year) are also one-hot encoded
         discrete = [column for column, kind in kinds.items()
                     if kind == "numeric" and discrete_numbers(X[column])]
@@ -252,13 +251,15 @@ class _MultimodalAuto(BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def _leave_out_sparse_columns(self, X, y, groups):
-        """Type "drop" the photo and text columns too empty to learn from: with
-        fewer rows than folds, or (for a classifier) rows of one class."""
+    def _without_sparse_columns(self, kinds, X, y, groups):
+        """``kinds``, with "drop" for the photo and text columns too empty to
+        learn from: with fewer rows than folds, or (for a classifier) rows of
+        one class."""
         y = check_labels(np.asarray(y).ravel())
         classifier = isinstance(self, ClassifierMixin)
         n_splits = _n_splits(self.cv, X, y, groups, classifier)
-        for column, kind in self.column_kinds_.items():
+        kinds = dict(kinds)
+        for column, kind in kinds.items():
             if kind not in ("image", "text"):
                 continue
             present = _present_rows(X[[column]])
@@ -268,7 +269,8 @@ class _MultimodalAuto(BaseEstimator):
                         else "the rows that have a value are all of one class")
                 warn(f"{type(self).__name__}: column {column!r}: {what}; the column is "
                      "left out (typed 'drop'). Set columns={...: 'drop'} to silence this.")
-                self.column_kinds_[column] = "drop"
+                kinds[column] = "drop"
+        return kinds
 
     def _modalities(self, kinds, discrete):
         """One ``(name, model, columns)`` per modality, and a joint model on all
@@ -278,13 +280,14 @@ class _MultimodalAuto(BaseEstimator):
         from ..image import ImageEmbedder
 
         encoders = {}  # modality -> (its encoder, its columns, its encoder in the joint model)
-        # a modality is named after its column, unless that is no modality name
+        # a modality is named after its column, unless that is no modality name:
+        # a parameter of the stacking or the fuser, another column, a modality
         reserved = {*self._stack([]).get_params(deep=False),
                     *MultimodalFuser([]).get_params(deep=False)}
-        taken = reserved | set(kinds)
+        names = set(kinds)  # the columns'
         for column, kind in kinds.items():
             if kind == "image":
-                encoders[_free_name(column, taken - {column} | reserved | set(encoders))] = (
+                encoders[_free_name(column, reserved | (names - {column}) | set(encoders))] = (
                     make_pipeline(ImageEmbedder(), StandardScaler()), column,
                     # in the joint model a row may lack its photo: zeros and a flag
                     make_pipeline(ImageEmbedder(on_error="zero", missing_indicator=True),
@@ -293,7 +296,7 @@ class _MultimodalAuto(BaseEstimator):
                 # cells cleaned as TextEmbedder cleans them (missing ones empty)
                 text = make_pipeline(FunctionTransformer(_clean_texts),
                                      TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))
-                encoders[_free_name(column, taken - {column} | reserved | set(encoders))] = (
+                encoders[_free_name(column, reserved | (names - {column}) | set(encoders))] = (
                     text, column, text)
         tabular = [c for c, kind in kinds.items() if kind in ("categorical", "numeric")]
         if tabular:
@@ -309,7 +312,8 @@ class _MultimodalAuto(BaseEstimator):
                      _one_hot()), list(discrete))],
                 sparse_threshold=0.0,
             ))
-            encoders[_free_name("tabular", taken | set(encoders))] = (encode, tabular, encode)
+            encoders[_free_name("tabular", reserved | names | set(encoders))] = (
+                encode, tabular, encode)
         estimators = [(name, make_pipeline(clone(encoder), self._linear()), columns)
                       for name, (encoder, columns, _) in encoders.items()]
         if len(encoders) < 2:
@@ -317,7 +321,7 @@ class _MultimodalAuto(BaseEstimator):
         fuser = MultimodalFuser([(name, clone(joint), columns)
                                  for name, (_, columns, joint) in encoders.items()])
         every = [c for _, columns, _ in encoders.values() for c in column_list(columns)]
-        joint = _free_name("joint", taken | set(encoders))
+        joint = _free_name("joint", reserved | names | set(encoders))
         return estimators + [(joint, make_pipeline(fuser, self._linear()), every)], joint
 
     def predict(self, X):
