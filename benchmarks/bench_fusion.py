@@ -28,7 +28,9 @@ the cache (what the cache saves per extra fit of an image model).
 
 Run: python benchmarks/bench_fusion.py [--data bundled|full] [--targets a,b] [--e2e]
 [--models early,neural,e2e] [--seeds N] [--cache DIR] (an embedding cache kept between runs;
-by default a temporary one)
+by default a temporary one) [--n-jobs N] (folds fitted N at a time, in processes that
+share the embedding cache; each fit then has 1/N of the cores, so its fit time is
+about N times a lone fit's)
 """
 
 import argparse
@@ -115,7 +117,7 @@ FUSIONS = ("early", "stacked", "auto", "neural", "e2e")
 SEEDED = ("neural", "e2e")  # trained from a random start: --seeds averages them
 
 
-def run(frame, features, target, folds, cache, e2e, only=None, seeds=1):
+def run(frame, features, target, folds, cache, e2e, only=None, seeds=1, n_jobs=None):
     keep = frame[target].notna()
     counts = frame.loc[keep, target].value_counts()
     keep &= frame[target].map(counts).fillna(0).ge(folds).to_numpy()
@@ -130,10 +132,10 @@ def run(frame, features, target, folds, cache, e2e, only=None, seeds=1):
             continue
         data = X if columns is None else X[columns]
         if name in SEEDED and seeds > 1:
-            runs = [cross_validate(_seeded(model, seed), data, y, cv=cv)
+            runs = [cross_validate(_seeded(model, seed), data, y, cv=cv, n_jobs=n_jobs)
                     for seed in range(seeds)]
         else:
-            runs = [cross_validate(model, data, y, cv=cv)]
+            runs = [cross_validate(model, data, y, cv=cv, n_jobs=n_jobs)]
         scores[name] = np.mean([result["test_score"].mean() for result in runs])
         if len(runs) > 1:
             spread[name] = [result["test_score"].mean() for result in runs]
@@ -176,6 +178,8 @@ def main():
                              "(default: 1, unseeded)")
     parser.add_argument("--cache", default=None,
                         help="embedding cache folder kept between runs (default: temporary)")
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="fit this many folds at once, in processes sharing the cache")
     args = parser.parse_args()
     # rare classes in the inner folds of the stacking: scikit-learn's own notice
     warnings.filterwarnings("ignore", message="The least populated class in y")
@@ -184,7 +188,8 @@ def main():
         cache = EmbeddingCache(args.cache or folder)
         features = image_features(frame, cache)
         print(f"{args.folds}-fold accuracy on the {args.data} data ({len(frame)} products); "
-              "fused - best single modality; fit seconds per 1,000 rows")
+              "fused - best single modality; fit seconds per 1,000 rows"
+              + (f" ({args.n_jobs} folds at a time)" if args.n_jobs not in (None, 1) else ""))
         fusions = [m for m in FUSIONS if m != "e2e" or args.e2e]
         only = None
         if args.models:
@@ -202,7 +207,8 @@ def main():
               + "  fit s/1k: "
               + " ".join(fusions))
         for target in args.targets.split(","):
-            run(frame, features, target, args.folds, cache, args.e2e, only, args.seeds)
+            run(frame, features, target, args.folds, cache, args.e2e, only, args.seeds,
+                args.n_jobs)
 
 
 if __name__ == "__main__":
