@@ -296,8 +296,13 @@ class _MultimodalAuto(BaseEstimator):
                 # cells cleaned as TextEmbedder cleans them (missing ones empty)
                 text = make_pipeline(FunctionTransformer(_clean_texts),
                                      TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))
+                # in the joint model a row may lack its text: a token of its own
+                # flags it (and keeps a fold whose rows have no text fittable)
+                joint_text = make_pipeline(
+                    FunctionTransformer(_clean_texts, kw_args={"missing": NO_TEXT}),
+                    TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))
                 encoders[_free_name(column, reserved | (names - {column}) | set(encoders))] = (
-                    text, column, text)
+                    text, column, joint_text)
         tabular = [c for c, kind in kinds.items() if kind in ("categorical", "numeric")]
         if tabular:
             categorical = [c for c in tabular if kinds[c] == "categorical"]
@@ -404,11 +409,14 @@ def _named_columns(X):
     return X
 
 
-def _clean_texts(column):
+NO_TEXT = "__no_text__"  # the joint model's token for a row without text
+
+
+def _clean_texts(column, missing=""):
     """A text column's cells under TextEmbedder's policy: bytes decoded, missing
-    cells empty, a cell that is not text an error naming it."""
+    cells ``missing``, a cell that is not text an error naming it."""
     values, name, rows = column_values(column)
-    return list(clean_texts(values, name, rows)[0])
+    return [text or missing for text in clean_texts(values, name, rows)[0]]
 
 
 def _one_hot():

@@ -312,6 +312,14 @@ def test_a_modality_too_sparse_to_learn_from_is_left_out_with_a_warning():
     with pytest.warns(UserWarning, match=r"column 'review': only 3 rows have a value.*left out"):
         clf = MultimodalClassifier(cache=None).fit(X, y)
     assert clf.column_kinds_["review"] == "drop"
+    # text in the last rows only: a training fold with no text at all still fits,
+    # and the joint model knows which rows have none
+    X["review"] = None
+    X.loc[130:, "review"] = [f"a long review of product {i}, rated {label}"
+                             for i, label in enumerate(y[130:])]
+    clf = MultimodalClassifier(cache=None).fit(X, y)
+    assert clf.column_kinds_["review"] == "text"
+    assert clf.predict(X.iloc[[0, 140]]).shape == (2,)
     # labels must all be given
     labels = np.array(["a", "b", "c"], dtype=object)[y]
     labels[[4, 9]] = None
