@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.model_selection import check_cv, cross_val_predict
+from sklearn.model_selection import PredefinedSplit, check_cv, cross_val_predict
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -256,10 +256,11 @@ class _StackingFusion(_BaseComposition):
 
 def _on_rows(cv, given, present):
     """``cv`` for the ``present`` rows only: the splits of a list of ``(train,
-    test)`` indices into the whole table renumbered, a fold with no present
-    row left out (a splitter splits the rows it gets)."""
+    test)`` indices or of a PredefinedSplit, which number the whole table's
+    rows, renumbered, a fold with no present row left out (any other splitter
+    splits the rows it gets)."""
     if (present.all() or given is None or isinstance(given, numbers.Integral)
-            or hasattr(given, "split")):
+            or (hasattr(given, "split") and not isinstance(given, PredefinedSplit))):
         return cv
     position = np.cumsum(present) - 1
     splits = []

@@ -15,6 +15,7 @@ from sklearn.model_selection import (
     GroupKFold,
     KFold,
     LeaveOneGroupOut,
+    PredefinedSplit,
     StratifiedKFold,
     cross_val_predict,
 )
@@ -233,6 +234,13 @@ def test_groups_keep_a_group_out_of_its_own_out_of_fold_predictions():
     again = StackingFusionClassifier([("ab", KNeighborsClassifier(1), ["a", "b"])],
                                      cv=as_lists).fit(X, y)
     assert again.oof_scores_["ab"] == grouped.oof_scores_["ab"]
+    # a PredefinedSplit numbers the whole table's rows too
+    test_fold = np.empty(len(y), dtype=int)
+    for fold, (_, test) in enumerate(splits):
+        test_fold[test] = fold
+    predefined = StackingFusionClassifier([("ab", KNeighborsClassifier(1), ["a", "b"])],
+                                          cv=PredefinedSplit(test_fold)).fit(X, y)
+    assert predefined.oof_scores_["ab"] == grouped.oof_scores_["ab"]
     # the one-line estimator takes them too, and a splitter that needs them to count folds
     MultimodalClassifier(cache=None, cv=GroupKFold(3)).fit(X, y, groups=product)
     MultimodalClassifier(cache=None, cv=LeaveOneGroupOut()).fit(X[:30], y[:30],
