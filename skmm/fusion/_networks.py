@@ -5,8 +5,9 @@ the modalities separately: each modality's vector goes through its own
 encoder to a common width, then the encoded modalities are fused into one
 vector. ``MultimodalNet`` is the
 network of the end-to-end estimators: one tower per modality, the fusion, an
-MLP head. ``FusionNet`` is the same with identity towers, and with ``MLPNet``
-is what ``NeuralClassifier`` and ``NeuralRegressor`` build in ``fit``.
+MLP head; ``NetEnsemble`` trains several of them side by side and averages
+their predictions. ``FusionNet`` is the same with identity towers, and with
+``MLPNet`` is what ``NeuralClassifier`` and ``NeuralRegressor`` build in ``fit``.
 
 This module imports torch at import time; ``import skmm`` never loads it.
 """
@@ -293,6 +294,50 @@ class MultimodalNet(nn.Module):
     def forward(self, **inputs):
         encoded = self.encode(**inputs)
         return self.head(self.fusion({k: v.float() for k, v in encoded.items()}))
+
+
+class NetEnsemble(nn.Module):
+    """Networks of one architecture trained side by side, each from its own
+    initial weights on its own loss, predicting together (a deep ensemble).
+
+    In training mode the members' outputs come stacked along the batch axis,
+    ``(n_members * N, ...)``, member by member, so that the loss of the batch
+    is the mean of the members' own losses (the estimator repeats the
+    targets). In eval mode they are averaged: ``average="proba"`` returns the
+    log of the mean of the members' softmax probabilities (which a softmax,
+    as ``predict_proba`` applies, turns back into those mean probabilities,
+    and which cross-entropy scores as the ensemble's log-loss);
+    ``average="mean"`` the mean output (a regressor's).
+
+    Parameters
+    ----------
+    members : list of nn.Module
+    average : {"proba", "mean"}, default="proba"
+    """
+
+    def __init__(self, members, average="proba"):
+        super().__init__()
+        if average not in ("proba", "mean"):
+            raise ValueError(f"average must be 'proba' or 'mean', got {average!r}")
+        self.members = nn.ModuleList(members)
+        self.average = average
+
+    @property
+    def n_members(self):
+        return len(self.members)
+
+    def tower(self, name):
+        """The tower of the modality ``name`` in the first member."""
+        return self.members[0].tower(name)
+
+    def forward(self, **inputs):
+        outs = [member(**inputs) for member in self.members]
+        if self.training:
+            return torch.cat(outs, dim=0)
+        stacked = torch.stack([out.float() for out in outs])
+        if self.average == "mean":
+            return stacked.mean(dim=0)
+        return torch.logsumexp(torch.log_softmax(stacked, dim=-1), dim=0) - math.log(len(outs))
 
 
 class FusionNet(MultimodalNet):

@@ -397,7 +397,7 @@ class _NeuralMixin:
                 out = self.module_(x, **fit_params)
         return full_precision(out)
 
-    def _fusion_inputs(self, x):
+    def _fusion_inputs(self, x, module=None):
         """What the fusion sees for a batch: the modalities' tensors, on the device."""
         return to_tensor(x, device=self.device_)
 
@@ -1804,8 +1804,10 @@ def as_probabilities(proba):
 
 
 def _modality_weights(net, X):
+    """The fusion's modality weights, averaged over the members of an ensemble."""
     check_is_fitted(net)
-    fusion = getattr(net.module_, "fusion", None)
+    members = list(getattr(net.module_, "members", [net.module_]))
+    fusion = getattr(members[0], "fusion", None)
     if not isinstance(fusion, ModalityFusion):
         raise ValueError(
             "modality weights exist for a net fit on a dict of modalities "
@@ -1818,7 +1820,9 @@ def _modality_weights(net, X):
         )
     net._set_training(False)
     if fusion.fusion == "weighted":
-        return {name: float(w) for name, w in fusion.modality_weights().items()}
+        return {name: float(np.mean([float(member.fusion.modality_weights()[name])
+                                     for member in members]))
+                for name in fusion.names}
     if X is None:
         raise ValueError(
             f"fusion={fusion.fusion!r} weighs each row differently: pass X to get the "
@@ -1827,8 +1831,10 @@ def _modality_weights(net, X):
     parts = {name: [] for name in fusion.names}
     for batch in net.get_iterator(net.get_dataset(X), training=False):
         inputs, _ = batch
-        with net._autocast():
-            weights = fusion.modality_weights(net._fusion_inputs(inputs))
-        for name, w in weights.items():
-            parts[name].append(w.float().cpu().numpy())
+        each = []
+        for member in members:
+            with net._autocast():
+                each.append(member.fusion.modality_weights(net._fusion_inputs(inputs, member)))
+        for name in parts:
+            parts[name].append(np.mean([w[name].float().cpu().numpy() for w in each], axis=0))
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}

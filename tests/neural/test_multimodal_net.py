@@ -858,3 +858,45 @@ def test_renamed_parameters_still_work_with_a_deprecation_warning(data):
     with pytest.warns(FutureWarning, match=r"amp= is deprecated .*precision="):
         clf = _clf(amp=False, image=None, max_epochs=1).fit(X[:40], labels["text"][:40])
     assert clf.precision_ == "float32"
+
+
+def test_an_ensemble_of_members_each_fit_on_its_own_predicts_their_mean():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=240), "colour": rng.choice(list("abc"), 240)})
+    y = np.where(X["x"] + (X["colour"] == "a") > 0.3, "yes", "no")
+    clf = MultimodalNetClassifier(tabular=["x", "colour"], max_epochs=6, random_state=0)
+    clf.fit(X, y)
+    # no image or text tower is trained: "auto" trains three members, one after
+    # the other, each with its own early stopping
+    assert clf.n_members_ == 3 and len(clf.module_.members) == 3
+    assert clf.early_stopping_
+    assert sorted(set(clf.history_[:, "member"])) == [0, 1, 2]
+    (x, _), = list(clf.get_iterator(clf.get_dataset(X[:30])))
+    with torch.no_grad():
+        each = [torch.softmax(member.eval()(**clf._to_device(x)), dim=-1).numpy()
+                for member in clf.module_.members]
+    assert not np.allclose(each[0], each[1])  # their own weights
+    np.testing.assert_allclose(clf.predict_proba(X[:30]), np.mean(each, axis=0), atol=1e-6)
+    # the same seed, the same ensemble; pickled, the same predictions
+    again = clone(clf).fit(X, y)
+    np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    # a continued fit trains the members together
+    clf.partial_fit(X, y)
+    assert len(clf.module_.members) == 3 and clf.score(X, y) > 0.8
+    # one member: one network; a trained text tower: "auto" is one member
+    one = clone(clf).set_params(n_members=1).fit(X, y)
+    assert one.n_members_ == 1 and not hasattr(one.module_, "members")
+    X["title"] = [f"a long title number {i}" for i in range(len(X))]
+    bag = clone(clf).set_params(text="title", text_tower="bag").fit(X, y)
+    assert bag.n_members_ == 1
+    # a regressor's members' outputs are averaged
+    reg = MultimodalNetRegressor(tabular=["x", "colour"], max_epochs=6, random_state=0)
+    reg.fit(X, 2 * X["x"].to_numpy())
+    with torch.no_grad():
+        outs = [member.eval()(**reg._to_device(x)).numpy() for member in reg.module_.members]
+    scaled = np.mean(outs, axis=0)[:, 0] * reg.target_scale_[0] + reg.target_mean_[0]
+    np.testing.assert_allclose(reg.predict(X[:30]), scaled, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="n_members"):
+        clone(clf).set_params(n_members=0).fit(X, y)
