@@ -149,8 +149,17 @@ class _NeuralMixin:
 
     def _train(self, dataset, y, routing, fit_params):
         """skorch's training loop (its ``partial_fit``), with KeyboardInterrupt
-        ending training early and leaving a usable model."""
+        ending training early and leaving a usable model (``_interrupted``
+        then says so)."""
+        self._interrupted = False
         return super().partial_fit(dataset, y, _routing_method=routing, **fit_params)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self._interrupted = True  # skorch's partial_fit swallows it
+            raise
 
     def _raw_outputs(self, X):
         """The network's outputs for X, through skorch's batched inference."""

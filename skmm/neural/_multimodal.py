@@ -296,13 +296,15 @@ class _MultimodalNetMixin:
                     self._train(dataset, y_split, routing, fit_params)
                     members.append(self.module_)
                     history += [{**epoch, "member": member} for epoch in self.history_]
-                if fresh and n_members > 1:
+                    if self.__dict__.pop("_interrupted", False):
+                        break  # Ctrl-C: the members trained so far make the model
+                if fresh and len(members) > 1:
                     self.module_ = NetEnsemble(
                         members, average="mean" if isinstance(self, _RegressorMixin)
                         else "proba")
                     self.initialize_optimizer()
                     self.history_ = History(history)
-                self.n_members_ = n_members
+                self.n_members_ = len(members) if fresh else n_members
         finally:
             del dataset
             for attr in ("_loader_generator", "_dropout_generator"):

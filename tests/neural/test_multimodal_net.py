@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from skorch.callbacks import Callback
 
 from skmm import MultimodalNetClassifier, MultimodalNetRegressor
 from skmm.image._modality import ImageModality
@@ -900,3 +901,19 @@ def test_an_ensemble_of_members_each_fit_on_its_own_predicts_their_mean():
     np.testing.assert_allclose(reg.predict(X[:30]), scaled, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="n_members"):
         clone(clf).set_params(n_members=0).fit(X, y)
+
+
+class _StopAtEpoch2(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_an_ensemble_fit_with_the_members_trained_so_far():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=120)})
+    y = np.where(X["x"] > 0, "yes", "no")
+    clf = MultimodalNetClassifier(tabular=["x"], n_members=3, max_epochs=6, random_state=0,
+                                  callbacks=[("stop", _StopAtEpoch2())]).fit(X, y)
+    assert clf.n_members_ == 1 and len(clf.history_) == 2
+    assert clf.predict(X).shape == (120,)
