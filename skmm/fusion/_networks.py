@@ -5,8 +5,8 @@ the modalities separately: each modality's vector goes through its own
 encoder to a common width, then the encoded modalities are fused into one
 vector. ``MultimodalNet`` is the
 network of the end-to-end estimators: one tower per modality, the fusion, an
-MLP head; ``NetEnsemble`` trains several of them side by side and averages
-their predictions. ``FusionNet`` is the same with identity towers, and with
+MLP head; ``NetEnsemble`` holds several of them and averages their
+predictions. ``FusionNet`` is the same with identity towers, and with
 ``MLPNet`` is what ``NeuralClassifier`` and ``NeuralRegressor`` build in ``fit``.
 
 This module imports torch at import time; ``import skmm`` never loads it.
@@ -297,14 +297,15 @@ class MultimodalNet(nn.Module):
 
 
 class NetEnsemble(nn.Module):
-    """Networks of one architecture trained side by side, each from its own
-    initial weights on its own loss, predicting together (a deep ensemble).
+    """Networks of one architecture, each trained from its own initial
+    weights on its own loss, predicting together (a deep ensemble).
 
-    In training mode the members' outputs come stacked along the batch axis,
-    ``(n_members * N, ...)``, member by member, so that the loss of the batch
-    is the mean of the members' own losses (the estimator repeats the
-    targets). In eval mode they are averaged: ``average="proba"`` returns the
-    log of the mean of the members' softmax probabilities (which a softmax,
+    In training mode (a fit continued on the whole ensemble) the members'
+    outputs come stacked along the batch axis, ``(n_members * N, ...)``,
+    member by member, so that the loss of the batch is the mean of the
+    members' own losses (the estimator repeats the targets). In eval mode
+    they are averaged: ``average="proba"`` returns the log of the mean of
+    the members' softmax probabilities (which a softmax,
     as ``predict_proba`` applies, turns back into those mean probabilities,
     and which cross-entropy scores as the ensemble's log-loss);
     ``average="mean"`` the mean output (a regressor's).
@@ -321,10 +322,6 @@ class NetEnsemble(nn.Module):
             raise ValueError(f"average must be 'proba' or 'mean', got {average!r}")
         self.members = nn.ModuleList(members)
         self.average = average
-
-    @property
-    def n_members(self):
-        return len(self.members)
 
     def tower(self, name):
         """The tower of the modality ``name`` in the first member."""

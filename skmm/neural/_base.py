@@ -1829,7 +1829,7 @@ def _modality_weights(net, X):
         )
     net._set_training(False)
     if fusion.fusion == "weighted":
-        return {name: float(np.mean([float(member.fusion.modality_weights()[name])
+        return {name: float(np.mean([member.fusion.modality_weights()[name].item()
                                      for member in members]))
                 for name in fusion.names}
     if X is None:

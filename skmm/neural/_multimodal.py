@@ -274,11 +274,10 @@ class _MultimodalNetMixin:
         # a fresh fit trains each member of an ensemble as a whole fit of its
         # own (weights, shuffles, hold-out and stopping epoch its own); fit
         # continued (warm_start, partial_fit) trains them together
-        n_members = self._n_members() if fresh else getattr(self, "n_members_", 1)
         members, history = [], []
         try:
             with self._device_resolved(), seeded(seed, self.device_):
-                for member in range(n_members if fresh else 1):
+                for member in range(self._n_members() if fresh else 1):
                     member_seed = (None if seed is None
                                    else (seed + 7919 * member) % (2**31 - 1))
                     self._split_seed = member_seed
@@ -304,7 +303,8 @@ class _MultimodalNetMixin:
                         else "proba")
                     self.initialize_optimizer()
                     self.history_ = History(history)
-                self.n_members_ = len(members) if fresh else n_members
+                if fresh:
+                    self.n_members_ = len(members)
         finally:
             del dataset
             for attr in ("_loader_generator", "_dropout_generator"):

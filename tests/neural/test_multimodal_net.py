@@ -15,6 +15,7 @@ from skorch.callbacks import Callback
 
 from skmm import MultimodalNetClassifier, MultimodalNetRegressor
 from skmm.image._modality import ImageModality
+from skmm.tabular._modality import TabularModality
 from skmm.text._modality import TextModality
 
 
@@ -901,6 +902,15 @@ def test_an_ensemble_of_members_each_fit_on_its_own_predicts_their_mean():
     np.testing.assert_allclose(reg.predict(X[:30]), scaled, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="n_members"):
         clone(clf).set_params(n_members=0).fit(X, y)
+    # the modality weights of an ensemble: the mean of its members'
+    two = MultimodalNetClassifier(modalities=[("a", TabularModality(), ["x"]),
+                                              ("b", TabularModality(), ["colour"])],
+                                  fusion="weighted", max_epochs=3, random_state=0).fit(X, y)
+    weights = two.modality_weights()
+    for name in ("a", "b"):
+        assert weights[name] == pytest.approx(np.mean(
+            [member.fusion.modality_weights()[name].item() for member in two.module_.members]))
+    assert weights["a"] + weights["b"] == pytest.approx(1.0)
 
 
 class _StopAtEpoch2(Callback):
