@@ -591,8 +591,8 @@ class MultimodalNetClassifier(_MultimodalNetMixin, _ClassifierMixin, _NeuralMixi
     on all six targets, by 0.008 to 0.048, at three to four times one
     network's fit time once the embeddings are cached (7 to 16 s per 1,000
     rows in that run, whose fits shared 2 CPU cores four at a time;
-    embedding them the first time costs about 5 s per 1,000 photos and 2 s
-    per 1,000 titles on 2 CPU cores). Everything
+    embedding them the first time costs about 12.5 s per 1,000 photos and
+    2 s per 1,000 titles on 2 CPU cores). Everything
     learned from the data (vocabulary, scalers, categories, weights) comes
     from the rows given to ``fit``, so cross-validation folds stay apart.
     Images of trained towers are decoded in parallel with training and kept
